@@ -1,0 +1,29 @@
+# Quick start:  make demo   |   make test
+# Each target creates .venv/ with the pinned stack (requirements/pinned.txt)
+# on first use, then runs. PYTHON picks the interpreter for the venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stan_installed
+
+.PHONY: venv test demo clean-venv
+
+$(STAMP): requirements/pinned.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements/pinned.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# pytest exits 5 when it collected nothing: that is a failure here.
+test: $(STAMP)
+	$(PY) -m pytest tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; \
+	exit $$rc
+
+demo: $(STAMP)
+	$(PY) tools/demo.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,5 @@
+# MMAction2's runtime, plus the plugin import every config of ours needs.
+_base_ = ['mmaction::_base_/default_runtime.py']
+
+custom_imports = dict(imports=['stan_mmaction'], allow_failed_imports=False)
+default_scope = 'mmaction'

@@ -1,0 +1,347 @@
+"""Repairs for the pinned stack (torch 2.14 / mmengine 0.10.7 / mmaction2 1.2.0).
+
+Every repair here is applied by :func:`apply_all` (called on
+``import stan_mmaction`` and at the top of ``tools/train.py`` / ``test.py``,
+before ``Config.fromfile``), and each one first checks that it is needed, so
+on a stack where upstream has fixed the problem it does nothing. Each repair
+has its own test in ``tests/test_compat.py`` that fails without it.
+
+Known breakages (see README, "Pinned stack"):
+
+1. The mmaction2 1.2.0 wheel lacks ``mmaction/models/localizers/drn``
+   (open-mmlab/mmaction2#2714): ``import mmaction.models`` raises
+   ``ModuleNotFoundError``. -> :func:`patch_missing_drn`
+2. ``mmaction/utils/dependency.py`` imports the undeclared backport
+   ``importlib_metadata``. -> :func:`patch_importlib_metadata`
+3. mmengine resolves ``mmaction::`` base configs through ``pkg_resources``,
+   which setuptools >= 82 no longer ships. -> :func:`patch_pkg_resources`
+4. torch >= 2.6 loads with ``weights_only=True``; mmengine's checkpoint
+   loaders cannot read their own checkpoints (message hub, numpy arrays), so
+   ``--resume`` fails. -> :func:`patch_torch_load`
+5. numpy 2 removed ``np.in1d``, ``np.trapz`` and ``np.Inf``, still used by
+   mmaction2 metrics and transforms. -> :func:`patch_numpy_aliases`
+
+Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (used by the tests to
+show that each breakage is real).
+"""
+import importlib.abc
+import importlib.machinery
+import importlib.metadata
+import importlib.util
+import os
+import os.path as osp
+import sys
+import types
+from typing import Dict, List, Optional, Tuple
+
+#: Supported version ranges, ``name: (min inclusive, max exclusive)``.
+#: Mirrors ``requirements/pinned.txt``; mmaction2 1.2.0 itself refuses
+#: mmcv >= 2.2.0.
+SUPPORTED = {
+    'mmcv': ('2.0.0', '2.2.0'),
+    'mmengine': ('0.10.0', '1.0.0'),
+    'mmaction2': ('1.2.0', '1.3.0'),
+}
+INSTALL_HINT = ('pip install "mmcv-lite==2.1.0" (or full "mmcv==2.1.0" on GPU '
+                'clusters) "mmengine==0.10.7" "mmaction2==1.2.0"; '
+                'the tested set is in requirements/pinned.txt')
+
+_APPLIED: List[str] = []
+
+
+class UnsupportedStackError(ImportError):
+    """Raised when installed OpenMMLab versions cannot work together."""
+
+
+def _version_tuple(version: str) -> Tuple[int, ...]:
+    parts = []
+    for piece in version.split('+')[0].split('.'):
+        digits = ''.join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+        if not piece.isdigit():
+            break
+    return tuple(parts)
+
+
+def _installed_version(dist_names: Tuple[str, ...]) -> Optional[str]:
+    for name in dist_names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def installed_versions() -> Dict[str, Optional[str]]:
+    """Versions of the OpenMMLab packages as installed (``None``: missing)."""
+    return {
+        'mmcv': _installed_version(('mmcv', 'mmcv-lite', 'mmcv-full')),
+        'mmengine': _installed_version(('mmengine', 'mmengine-lite')),
+        'mmaction2': _installed_version(('mmaction2', )),
+    }
+
+
+def check_versions(versions: Optional[Dict[str, Optional[str]]] = None) -> None:
+    """Fail with one clear message on an unsupported package combination.
+
+    Runs before anything imports mmaction, whose own check is a bare
+    ``AssertionError`` from deep inside its ``__init__``.
+
+    Args:
+        versions (dict, optional): ``{'mmcv': '2.1.0', ...}``; defaults to
+            what is installed.
+
+    Raises:
+        UnsupportedStackError: naming each bad version and what to install.
+    """
+    versions = installed_versions() if versions is None else versions
+    problems = []
+    for name, (low, high) in SUPPORTED.items():
+        found = versions.get(name)
+        if found is None:
+            problems.append(f'{name} is not installed (need >={low}, <{high})')
+        elif not (_version_tuple(low) <= _version_tuple(found) <
+                  _version_tuple(high)):
+            problems.append(f'{name}=={found} is installed but '
+                            f'stan_mmaction needs {name}>={low}, <{high}')
+    if problems:
+        raise UnsupportedStackError(
+            'stan_mmaction cannot run on this package set: ' +
+            '; '.join(problems) + '. Install the tested versions: ' +
+            INSTALL_HINT + '.')
+
+
+# --------------------------------------------------------------------------
+# 1. missing mmaction.models.localizers.drn
+# --------------------------------------------------------------------------
+_DRN_PACKAGE = 'mmaction.models.localizers.drn'
+_DRN_MODULE = _DRN_PACKAGE + '.drn'
+
+
+class _MissingDRN:
+    """Stand-in for mmaction2's DRN localizer, absent from the 1.2.0 wheel."""
+
+    def __init__(self, *args, **kwargs):
+        raise ImportError(
+            'DRN is missing from the mmaction2 1.2.0 wheel '
+            '(open-mmlab/mmaction2#2714); install mmaction2 from source to '
+            'use it. stan_mmaction replaced it with this stub so that the '
+            'rest of mmaction.models imports.')
+
+
+class _DRNStubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves stub modules for the two DRN names, only when no real module
+    exists: it sits at the end of ``sys.meta_path``, so the normal path
+    finders win whenever the files are there."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in (_DRN_PACKAGE, _DRN_MODULE):
+            return importlib.machinery.ModuleSpec(
+                fullname, self, is_package=fullname == _DRN_PACKAGE)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        if module.__name__ == _DRN_PACKAGE:
+            module.__path__ = []
+        else:
+            module.DRN = _MissingDRN
+
+
+def patch_missing_drn() -> bool:
+    if any(isinstance(f, _DRNStubFinder) for f in sys.meta_path):
+        return False
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    root = list(spec.submodule_search_locations)[0]
+    if osp.isfile(osp.join(root, 'models', 'localizers', 'drn', 'drn.py')):
+        return False
+    sys.meta_path.append(_DRNStubFinder())
+    return True
+
+
+# --------------------------------------------------------------------------
+# 2. importlib_metadata backport
+# --------------------------------------------------------------------------
+def patch_importlib_metadata() -> bool:
+    if 'importlib_metadata' in sys.modules or importlib.util.find_spec(
+            'importlib_metadata') is not None:
+        return False
+    # The stdlib module has the two names mmaction uses
+    # (``distribution``, ``PackageNotFoundError``).
+    sys.modules['importlib_metadata'] = importlib.metadata
+    return True
+
+
+# --------------------------------------------------------------------------
+# 3. pkg_resources in mmengine.utils.package_utils
+# --------------------------------------------------------------------------
+def _top_level_module(dist: importlib.metadata.Distribution,
+                      package: str) -> str:
+    top = dist.read_text('top_level.txt')
+    if top and top.split():
+        return top.split()[0]
+    for f in dist.files or []:
+        if f.name == '__init__.py' and len(f.parts) == 2:
+            return f.parts[0]
+    raise ValueError(f'can not infer the module name of {package}')
+
+
+def is_installed(package: str) -> bool:
+    """``mmengine.utils.is_installed`` without ``pkg_resources``."""
+    try:
+        importlib.metadata.distribution(package)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+        return spec is not None and spec.origin is not None
+
+
+def package2module(package: str) -> str:
+    """``mmengine.utils.package_utils.package2module`` without
+    ``pkg_resources``."""
+    return _top_level_module(importlib.metadata.distribution(package), package)
+
+
+def get_installed_path(package: str) -> str:
+    """``mmengine.utils.get_installed_path`` without ``pkg_resources``."""
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+        if spec is None:
+            raise
+        if spec.origin is None:
+            raise RuntimeError(f'{package} is a namespace package, which is '
+                               'invalid for `get_install_path`')
+        return osp.dirname(spec.origin)
+    module = package if importlib.util.find_spec(package) else \
+        _top_level_module(dist, package)
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.origin is not None:
+        return osp.dirname(spec.origin)
+    return str(dist.locate_file(module))
+
+
+def patch_pkg_resources() -> bool:
+    if importlib.util.find_spec('pkg_resources') is not None:
+        return False
+    import mmengine.config.config as config_module
+    import mmengine.utils as utils_module
+    import mmengine.utils.package_utils as package_utils
+    replaced = False
+    for module in (package_utils, utils_module, config_module):
+        for name, func in (('is_installed', is_installed),
+                           ('get_installed_path', get_installed_path),
+                           ('package2module', package2module)):
+            if hasattr(module, name) and getattr(module, name) is not func:
+                setattr(module, name, func)
+                replaced = True
+    hub = sys.modules.get('mmengine.hub.hub')
+    if hub is not None:
+        hub.get_installed_path = get_installed_path
+    return replaced
+
+
+# --------------------------------------------------------------------------
+# 4. torch.load(weights_only=True) default vs mmengine checkpoints
+# --------------------------------------------------------------------------
+class _TrustedTorch(types.ModuleType):
+    """``torch`` as seen by mmengine's checkpoint module: everything is the
+    real torch except ``load``, which defaults to ``weights_only=False``.
+
+    mmengine checkpoints store the message hub (``HistoryBuffer``), numpy
+    arrays and config text next to the weights; torch >= 2.6 refuses those
+    with its new ``weights_only=True`` default. The files are the user's own
+    checkpoints (``--resume``, ``load_from``), the same trust mmengine gave
+    them under torch < 2.6. Callers that pass ``weights_only`` keep it.
+    """
+
+    def __init__(self, torch_module):
+        super().__init__('torch')
+        self._torch = torch_module
+
+    def __getattr__(self, name):
+        return getattr(self._torch, name)
+
+    def load(self, *args, **kwargs):
+        kwargs.setdefault('weights_only', False)
+        return self._torch.load(*args, **kwargs)
+
+
+def _weights_only_is_default() -> bool:
+    import inspect
+
+    import torch
+    default = inspect.signature(torch.load).parameters.get('weights_only')
+    if default is None:
+        return False
+    if default.default is None:  # resolved at call time (torch >= 2.6)
+        return _version_tuple(torch.__version__) >= (2, 6)
+    return bool(default.default)
+
+
+def patch_torch_load() -> bool:
+    if not _weights_only_is_default():
+        return False
+    # Only mmengine's own checkpoint loaders (local, http, petrel, ...) are
+    # changed; the URL loader of mmengine.utils.dl_utils.hub delegates to
+    # torch.hub on torch >= 1.7 and keeps torch's default.
+    import mmengine.runner.checkpoint as checkpoint_module
+    if isinstance(checkpoint_module.torch, _TrustedTorch):
+        return False
+    checkpoint_module.torch = _TrustedTorch(checkpoint_module.torch)
+    return True
+
+
+# --------------------------------------------------------------------------
+# 5. numpy 2 removed aliases
+# --------------------------------------------------------------------------
+def _in1d(ar1, ar2, assume_unique=False, invert=False, *, kind=None):
+    import numpy as np
+    return np.isin(
+        ar1, ar2, assume_unique=assume_unique, invert=invert,
+        kind=kind).ravel()
+
+
+def patch_numpy_aliases() -> bool:
+    import numpy as np
+    added = False
+    aliases = {
+        'in1d': _in1d,
+        'trapz': getattr(np, 'trapezoid', None),
+        'Inf': np.inf,
+    }
+    for name, value in aliases.items():
+        if value is None:
+            continue
+        try:
+            getattr(np, name)
+        except AttributeError:
+            setattr(np, name, value)
+            added = True
+    return added
+
+
+def apply_all() -> List[str]:
+    """Check versions and apply every needed repair (idempotent).
+
+    Returns:
+        list[str]: names of the repairs applied by this or earlier calls.
+    """
+    if os.environ.get('STAN_MMACTION_NO_COMPAT') == '1':
+        return []
+    check_versions()
+    for name, patch in (('missing_drn', patch_missing_drn),
+                        ('importlib_metadata', patch_importlib_metadata),
+                        ('pkg_resources', patch_pkg_resources),
+                        ('torch_load', patch_torch_load),
+                        ('numpy_aliases', patch_numpy_aliases)):
+        if patch() and name not in _APPLIED:
+            _APPLIED.append(name)
+    return list(_APPLIED)

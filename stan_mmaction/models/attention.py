@@ -1,0 +1,35 @@
+"""Multi-head self-attention on fused QKV weights through SDPA."""
+import torch
+import torch.nn.functional as F
+
+
+def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
+                         in_proj_bias: torch.Tensor,
+                         out_proj: torch.nn.Linear,
+                         num_heads: int) -> torch.Tensor:
+    """Self-attention over the second-to-last axis of ``x``.
+
+    Same arithmetic as ``nn.MultiheadAttention`` (fused ``in_proj`` of shape
+    ``(3D, D)``, then ``out_proj``), but any number of leading batch axes and
+    ``F.scaled_dot_product_attention`` for the attention itself.
+
+    Args:
+        x (Tensor): ``(..., L, D)``.
+        in_proj_weight (Tensor): ``(3D, D)``.
+        in_proj_bias (Tensor): ``(3D,)``.
+        out_proj (nn.Linear): ``D -> D``.
+        num_heads (int): number of heads; ``D % num_heads == 0``.
+
+    Returns:
+        Tensor: ``(..., L, D)``.
+    """
+    *batch, length, dim = x.shape
+    head_dim = dim // num_heads
+    qkv = F.linear(x, in_proj_weight, in_proj_bias)
+    # (..., L, 3, H, hd) -> 3 x (..., H, L, hd): views, no copy.
+    qkv = qkv.unflatten(-1, (3, num_heads, head_dim)).movedim(-3, 0)
+    q, k, v = qkv.unbind(0)
+    out = F.scaled_dot_product_attention(
+        q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2))
+    out = out.transpose(-3, -2).flatten(-2)
+    return out_proj(out)

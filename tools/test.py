@@ -1,0 +1,62 @@
+"""Test a checkpoint, as MMAction2's ``tools/test.py``."""
+import argparse
+import os
+import os.path as osp
+
+import _bootstrap  # noqa: F401  (repairs the stack before Config.fromfile)
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir',
+                        help='the directory to save the evaluation metrics')
+    parser.add_argument('--dump', type=str,
+                        help='dump predictions to a pickle file')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, "xxx=yyy" in dot notation')
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg, args):
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.launcher = args.launcher
+    if args.dump is not None:
+        if not args.dump.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--dump must be a .pkl file, got {args.dump}')
+        dump_metric = dict(type='DumpResults', out_file_path=args.dump)
+        evaluator = cfg.test_evaluator
+        if isinstance(evaluator, (list, tuple)):
+            cfg.test_evaluator = [*evaluator, dump_metric]
+        else:
+            cfg.test_evaluator = [evaluator, dump_metric]
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
