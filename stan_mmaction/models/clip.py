@@ -140,6 +140,13 @@ def resize_positional_embedding(pos_embed: torch.Tensor,
     return torch.cat([cls_row, patches], dim=0)
 
 
+def _list(items, limit: int = 20) -> str:
+    if not items:
+        return 'none'
+    more = f' ... (+{len(items) - limit} more)' if len(items) > limit else ''
+    return '; '.join(items[:limit]) + more
+
+
 class CheckpointMismatchError(RuntimeError):
     """A CLIP checkpoint does not fit the model it is loaded into."""
 
@@ -169,21 +176,18 @@ def load_visual_weights(visual: torch.nn.Module,
                 sub['positional_embedding'], grid)
             MMLogger.get_current_instance().info(
                 f'Resized positional_embedding of {source} to grid {grid}')
-    missing = sorted(set(own) - set(sub))
-    unexpected = sorted(set(sub) - set(own))
+    missing = sorted(prefix + k for k in set(own) - set(sub))
+    unexpected = sorted(prefix + k for k in set(sub) - set(own))
     mismatched = sorted(
-        f'{k}: checkpoint {tuple(sub[k].shape)} vs model {tuple(own[k].shape)}'
+        f'{prefix}{k}: checkpoint {tuple(sub[k].shape)} vs model '
+        f'{tuple(own[k].shape)}'
         for k in set(own) & set(sub) if sub[k].shape != own[k].shape)
     if missing or unexpected or mismatched:
-        def fmt(items):
-            shown = ', '.join(prefix + i for i in items[:20])
-            return shown + (f' ... (+{len(items) - 20} more)'
-                            if len(items) > 20 else '') if items else 'none'
         raise CheckpointMismatchError(
             f'{source} does not fit this CLIP visual model. '
-            f'Missing keys: {fmt(missing)}. Unexpected keys: '
-            f'{fmt(unexpected)}. Shape mismatches: '
-            f'{"; ".join(mismatched) if mismatched else "none"}.')
+            f'Missing keys: {_list(missing)}. '
+            f'Unexpected keys: {_list(unexpected)}. '
+            f'Shape mismatches: {_list(mismatched)}.')
     visual.load_state_dict(sub, strict=True)
 
 

@@ -1,0 +1,59 @@
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import stan_mmaction  # noqa: F401  (applies compat, registers modules)
+from stan_mmaction.models import build_clip
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run_python(code: str, env_extra: dict = None, timeout: int = 300):
+    """Run ``python -c code`` in a fresh interpreter from the repo root."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def run_tool(args, timeout: int = 600, env_extra: dict = None):
+    """Run ``python tools/<args>`` (or a shell script) from the repo root."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    env['PYTHON'] = sys.executable
+    env.update(env_extra or {})
+    if args[0].endswith('.sh'):
+        cmd = ['bash', osp.join(REPO_ROOT, 'tools', args[0]), *args[1:]]
+    else:
+        cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', args[0]),
+               *args[1:]]
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='session')
+def tiny_clip_file(tmp_path_factory):
+    """A randomly initialised tiny open_clip CLIP saved as a state dict.
+
+    Returns (path, model) with the model in eval mode.
+    """
+    torch.manual_seed(1234)
+    model = build_clip('tiny').eval()
+    path = tmp_path_factory.mktemp('clip') / 'tiny_clip.pt'
+    torch.save(model.state_dict(), path)
+    return str(path), model
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory):
+    """A small synthetic video dataset (2 train / 1 val video per class)."""
+    from stan_mmaction.datasets import make_synthetic_dataset
+    root = tmp_path_factory.mktemp('synthetic')
+    make_synthetic_dataset(str(root), dict(train=2, val=1), seed=0)
+    return str(root)

@@ -1,0 +1,205 @@
+"""Each repair of stan_mmaction.compat: the breakage is real on the pinned
+stack without it (fresh interpreter, STAN_MMACTION_NO_COMPAT=1), and the
+repaired behaviour is right with it."""
+import importlib
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from stan_mmaction import compat
+from conftest import run_python
+
+NO_COMPAT = {'STAN_MMACTION_NO_COMPAT': '1'}
+BASE_CFG = "_base_ = ['mmaction::_base_/default_runtime.py']\n"
+
+
+def test_all_repairs_applied_on_pinned_stack():
+    assert compat.apply_all() == [
+        'missing_drn', 'importlib_metadata', 'pkg_resources', 'torch_load',
+        'numpy_aliases'
+    ]
+
+
+# 1. drn ---------------------------------------------------------------
+def test_drn_missing_without_compat():
+    res = run_python('import stan_mmaction.compat; import mmaction.models',
+                     NO_COMPAT)
+    assert res.returncode != 0
+    assert "No module named 'mmaction.models.localizers.drn'" in res.stderr
+
+
+def test_drn_stub_lets_mmaction_models_import():
+    import mmaction.models  # noqa: F401
+    from mmaction.models.localizers.drn.drn import DRN
+    from mmaction.registry import MODELS
+    assert MODELS.get('Recognizer3D') is not None
+    with pytest.raises(ImportError, match='2714'):
+        DRN()
+
+
+def test_drn_stub_not_installed_when_real_module_exists(monkeypatch):
+    monkeypatch.setattr(compat.sys, 'meta_path',
+                        [f for f in compat.sys.meta_path
+                         if not isinstance(f, compat._DRNStubFinder)])
+    real_isfile = compat.osp.isfile
+    monkeypatch.setattr(
+        compat.osp, 'isfile',
+        lambda p: p.endswith(osp.join('drn', 'drn.py')) or real_isfile(p))
+    assert compat.patch_missing_drn() is False
+    assert not any(isinstance(f, compat._DRNStubFinder)
+                   for f in compat.sys.meta_path)
+
+
+# 2. importlib_metadata -------------------------------------------------
+def test_importlib_metadata_missing_without_compat():
+    # With only the drn repair, mmaction.models gets as far as
+    # mmaction/utils/dependency.py and stops there.
+    res = run_python('from stan_mmaction import compat\n'
+                     'compat.patch_missing_drn()\n'
+                     'import mmaction.models', NO_COMPAT)
+    assert res.returncode != 0
+    assert "No module named 'importlib_metadata'" in res.stderr
+
+
+def test_importlib_metadata_alias_serves_mmaction():
+    from mmaction.utils.dependency import satisfy_requirement
+    assert satisfy_requirement('torch>=1.3')
+    assert not satisfy_requirement('torch>=999.0')
+    assert not satisfy_requirement('surely-not-a-package-xyz')
+
+
+# 3. pkg_resources --------------------------------------------------------
+def test_mmaction_base_config_fails_without_compat(tmp_path):
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(BASE_CFG)
+    res = run_python('import stan_mmaction.compat\n'
+                     'from mmengine.config import Config\n'
+                     f'Config.fromfile({str(cfg)!r})', NO_COMPAT)
+    assert res.returncode != 0
+    assert "No module named 'pkg_resources'" in res.stderr
+
+
+def test_mmaction_base_config_resolves(tmp_path):
+    from mmengine.config import Config
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text(BASE_CFG)
+    cfg = Config.fromfile(str(cfg_file))
+    assert cfg.default_scope == 'mmaction'
+    assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'
+
+
+def test_installed_path_without_pkg_resources():
+    import mmaction
+    import mmcv
+    assert compat.get_installed_path('mmaction') == osp.dirname(
+        mmaction.__file__)
+    # Distribution and module names differ: mmcv-lite -> mmcv.
+    assert compat.get_installed_path('mmcv-lite') == osp.dirname(
+        mmcv.__file__)
+    assert compat.package2module('mmaction2') == 'mmaction'
+    assert compat.is_installed('mmengine')
+    assert not compat.is_installed('surely_not_a_package_xyz')
+
+
+# 4. torch.load weights_only ----------------------------------------------
+SAVE_MMENGINE_CKPT = '''
+import numpy as np, torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import save_checkpoint
+buf = HistoryBuffer()
+buf.update(np.float64(1.0))
+save_checkpoint({{"state_dict": {{"w": torch.ones(2)}},
+                 "message_hub": {{"loss": buf}},
+                 "meta": {{"epoch": 3}}}}, {path!r})
+'''
+
+
+def test_mmengine_checkpoint_unreadable_without_compat(tmp_path):
+    path = str(tmp_path / 'ckpt.pth')
+    res = run_python(
+        'import stan_mmaction.compat\n' + SAVE_MMENGINE_CKPT.format(
+            path=path) + 'from mmengine.runner.checkpoint import '
+        f'_load_checkpoint\n_load_checkpoint({path!r})', NO_COMPAT)
+    assert res.returncode != 0
+    assert 'Weights only load failed' in res.stderr
+
+
+def test_mmengine_checkpoint_loads_with_compat(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = str(tmp_path / 'ckpt.pth')
+    exec(SAVE_MMENGINE_CKPT.format(path=path), {})
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    assert ckpt['meta']['epoch'] == 3
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    assert ckpt['message_hub']['loss'].current() == 1.0
+    # torch's own default is untouched outside mmengine's loader.
+    with pytest.raises(Exception, match='Weights only load failed'):
+        torch.load(path)
+    # An explicit weights_only from the caller is kept.
+    import mmengine.runner.checkpoint as ckpt_module
+    with pytest.raises(Exception, match='Weights only load failed'):
+        ckpt_module.torch.load(path, weights_only=True)
+
+
+# 5. numpy aliases -----------------------------------------------------------
+def test_numpy_aliases_missing_without_compat():
+    res = run_python('import stan_mmaction.compat, numpy as np\n'
+                     'print(np.in1d)', NO_COMPAT)
+    assert res.returncode != 0
+    assert 'in1d' in res.stderr
+
+
+def test_numpy_aliases_match_their_replacements():
+    a = np.array([[1, 2], [3, 4]])
+    np.testing.assert_array_equal(np.in1d(a, [2, 3]),
+                                  [False, True, True, False])
+    np.testing.assert_array_equal(np.in1d(a, [2, 3], invert=True),
+                                  [True, False, False, True])
+    assert np.trapz([1.0, 2.0, 3.0]) == 4.0
+    assert np.Inf == np.inf
+    assert compat.patch_numpy_aliases() is False  # already there: no-op
+
+
+def test_mmaction_metric_using_in1d_runs():
+    from mmaction.evaluation.metrics.multimodal_metric import \
+        RetrievalRecall
+    metric = RetrievalRecall(topk=(1, 2))
+    # Query 0 ranks item 0 over its target 1 (hit at 2 only); query 1
+    # ranks its target 2 first.
+    res = metric.calculate(
+        np.array([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7]]),
+        [np.array([1]), np.array([2])], topk=(1, 2), target_indices=True)
+    np.testing.assert_allclose([r.item() for r in res], [50.0, 100.0])
+
+
+# version check ----------------------------------------------------------------
+def test_check_versions_names_bad_versions():
+    with pytest.raises(compat.UnsupportedStackError) as err:
+        compat.check_versions(
+            dict(mmcv='2.2.0', mmengine='0.10.7', mmaction2='1.2.0'))
+    msg = str(err.value)
+    assert 'mmcv==2.2.0 is installed' in msg
+    assert 'mmcv-lite==2.1.0' in msg and 'mmaction2==1.2.0' in msg
+    with pytest.raises(compat.UnsupportedStackError, match='mmaction2 is '
+                       'not installed'):
+        compat.check_versions(dict(mmcv='2.1.0', mmengine='0.10.7',
+                                   mmaction2=None))
+    compat.check_versions(dict(mmcv='2.1.0', mmengine='0.10.7',
+                               mmaction2='1.2.0'))
+
+
+def test_unsupported_mmcv_gives_one_clear_error(tmp_path):
+    # A fake mmcv 2.2.0 distribution ahead of the real one on sys.path.
+    dist = tmp_path / 'mmcv-2.2.0.dist-info'
+    dist.mkdir()
+    (dist / 'METADATA').write_text(
+        'Metadata-Version: 2.1\nName: mmcv\nVersion: 2.2.0\n')
+    res = run_python(f'import sys; sys.path.insert(0, {str(tmp_path)!r})\n'
+                     'import stan_mmaction')
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith('stan_mmaction.compat.UnsupportedStackError')
+    assert 'mmcv==2.2.0 is installed' in last
+    assert 'pip install' in last
