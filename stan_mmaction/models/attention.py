@@ -33,3 +33,18 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
         q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2))
     out = out.transpose(-3, -2).flatten(-2)
     return out_proj(out)
+
+
+def clip_block_forward(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Forward of an open_clip ``ResidualAttentionBlock`` through SDPA.
+
+    The same arithmetic as ``block(x)`` (pre-LN attention and MLP residuals,
+    LayerScale where present) on ``(..., L, D)`` tokens, without
+    ``nn.MultiheadAttention``'s call path, so every run (training or
+    inference) reaches ``F.scaled_dot_product_attention``.
+    """
+    attn = block.attn
+    x = x + block.ls_1(fused_self_attention(block.ln_1(x), attn.in_proj_weight,
+                                            attn.in_proj_bias, attn.out_proj,
+                                            attn.num_heads))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))

@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from mmaction.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
+from .attention import clip_block_forward
 from .clip import build_pretrained_visual, get_arch, resize_positional_embedding
 from .stan_branch import STANBranch
 
@@ -100,6 +101,12 @@ class StanCLIPBackbone(BaseModule):
                 getattr(self.visual, 'pool_type', 'tok') != 'tok':
             raise ValueError('StanCLIPBackbone needs a CLS-token CLIP ViT '
                              '(no attentional pooling)')
+        for blk in self.visual.transformer.resblocks:
+            if not isinstance(blk.attn, nn.MultiheadAttention) or hasattr(
+                    blk, 'ln_1_kv'):
+                raise ValueError('StanCLIPBackbone supports open_clip '
+                                 'ResidualAttentionBlock layers only, got '
+                                 f'{type(blk).__name__}')
         self.stan_branch = None
         if num_stan_layers > 0:
             blocks = self.visual.transformer.resblocks[num_layers -
@@ -181,9 +188,10 @@ class StanCLIPBackbone(BaseModule):
         for i, blk in enumerate(blocks):
             if self.grad_checkpointing and self.training and \
                     torch.is_grad_enabled():
-                x = checkpoint(blk, x, use_reentrant=False)
+                x = checkpoint(clip_block_forward, blk, x,
+                               use_reentrant=False)
             else:
-                x = blk(x)
+                x = clip_block_forward(blk, x)
             if i >= first_kept:
                 hidden.append(x)
         return x, hidden, grid, pos

@@ -1,0 +1,87 @@
+"""Parameters and FLOPs of a model config (ours or MMAction2's).
+
+Counts with ``torch.utils.flop_counter.FlopCounterMode``, which sees every
+aten op, plus the CPU attention kernel it misses
+(``stan_mmaction.utils.flops``). MMAction2's own get_flops, built on a
+jit-trace counter, skips ``scaled_dot_product_attention`` and undercounts
+attention. FLOPs count a multiply-add as 2; MACs as 1 (the unit MMAction2
+and fvcore call "FLOPs").
+
+Example:
+    python tools/analysis_tools/get_flops.py configs/stan_vitb16_k400.py
+    python tools/analysis_tools/get_flops.py \\
+        mmaction::recognition/uniformerv2/uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb.py \\
+        --shape 1 3 8 224 224
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import _bootstrap  # noqa: E402,F401
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+from stan_mmaction.utils import build_model_without_weights  # noqa: E402
+from stan_mmaction.utils.flops import count_flops  # noqa: E402
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def default_shape(cfg: Config):
+    """(N, C, T, H, W) of one view, from the backbone and pipeline."""
+    backbone = cfg.model.get('backbone', {})
+    frames = backbone.get('num_frames', 8)
+    size = 224
+    if backbone.get('arch') == 'tiny':
+        size = 32
+    fmt = cfg.model.get('data_preprocessor', {}).get('format_shape', 'NCTHW')
+    return (1, 3, frames, size, size) if fmt == 'NCTHW' else (frames, 3,
+                                                                size, size)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Params and FLOPs')
+    parser.add_argument('config', help='config file (mmaction:: paths work)')
+    parser.add_argument(
+        '--shape', type=int, nargs='+', default=None,
+        help='input of one view, e.g. "1 3 8 224 224" (NCTHW) or '
+        '"8 3 224 224" (NCHW, T frames as the batch); default from config')
+    parser.add_argument('--depth', type=int, default=3,
+                        help='module depth of the breakdown')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    model = build_model_without_weights(cfg.model).eval()
+    shape = tuple(args.shape) if args.shape else default_shape(cfg)
+    inputs = torch.randn(1, *shape)  # one batch of one view
+    total, per_module = count_flops(
+        lambda x: model(x, mode='tensor'), inputs, depth=args.depth)
+    print(f'Config: {args.config}')
+    print(f'Input shape: {tuple(inputs.shape)}')
+    print(f'Params: {count_params(model) / 1e6:.2f} M')
+    print(f'FLOPs: {total / 1e9:.2f} G  (MACs: {total / 2e9:.2f} G)')
+    print('| module | params (M) | GFLOPs |')
+    print('|---|---:|---:|')
+    named = dict(model.named_modules())
+    for name, flops in sorted(per_module.items()):
+        if name == 'Global' or '.' not in name:
+            continue
+        key = name.split('.', 1)[1]
+        params = count_params(named[key]) / 1e6 if key in named else 0.0
+        print(f'| {key or "(model)"} | {params:.2f} | {flops / 1e9:.3f} |')
+
+
+if __name__ == '__main__':
+    main()
