@@ -22,8 +22,10 @@ def run_python(code: str, env_extra: dict = None, timeout: int = 300):
                           timeout=timeout)
 
 
-def run_tool(args, timeout: int = 600, env_extra: dict = None):
-    """Run ``python tools/<args>`` (or a shell script) from the repo root."""
+def run_tool(args, timeout: int = 600, env_extra: dict = None,
+             cwd: str = REPO_ROOT):
+    """Run ``python tools/<args>`` (or a shell script), by default from the
+    repo root."""
     env = dict(os.environ)
     env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
     env['PYTHON'] = sys.executable
@@ -33,7 +35,7 @@ def run_tool(args, timeout: int = 600, env_extra: dict = None):
     else:
         cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', args[0]),
                *args[1:]]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -51,9 +53,11 @@ def tiny_clip_file(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
-def synthetic_root(tmp_path_factory):
-    """A small synthetic video dataset (2 train / 1 val video per class)."""
+def demo_workspace(tmp_path_factory):
+    """A folder holding ``data/synthetic`` (2 train / 1 val video per
+    class), the ``data_root`` of configs/demo; run tools from it."""
     from stan_mmaction.datasets import make_synthetic_dataset
-    root = tmp_path_factory.mktemp('synthetic')
-    make_synthetic_dataset(str(root), dict(train=2, val=1), seed=0)
+    root = tmp_path_factory.mktemp('workspace')
+    make_synthetic_dataset(str(root / 'data' / 'synthetic'),
+                           dict(train=2, val=1), seed=0)
     return str(root)
