@@ -11,3 +11,4 @@ compat.apply_all()
 from .models import *  # noqa: E402,F401,F403
 from .version import __version__  # noqa: E402,F401
 from .datasets import *  # noqa: E402,F401,F403
+from .engine import *  # noqa: E402,F401,F403

@@ -57,22 +57,25 @@ def test_train_resume_auto_and_test(demo_workspace, tmp_path):
     work = str(tmp_path / 'work')
     common = [DEMO_CFG, '--work-dir', work, '--seed', '0',
               '--deterministic']
+    # 16 training videos in batches of 4: 4 iterations an epoch.
     first = run_tool(['train.py', *common, '--cfg-options',
-                      'train_cfg.max_epochs=2'], cwd=demo_workspace)
+                      'train_cfg.max_epochs=2',
+                      'train_dataloader.batch_size=4'], cwd=demo_workspace)
     assert first.returncode == 0, first.stderr[-3000:]
     assert sorted(osp.basename(p) for p in glob.glob(f'{work}/*.pth')) == [
         'epoch_1.pth', 'epoch_2.pth']
 
     second = run_tool(['train.py', *common, '--resume', '--cfg-options',
-                       'train_cfg.max_epochs=3'], cwd=demo_workspace)
+                       'train_cfg.max_epochs=3',
+                       'train_dataloader.batch_size=4'], cwd=demo_workspace)
     assert second.returncode == 0, second.stderr[-3000:]
     log = second.stdout + second.stderr
     assert f'Auto resumed from the latest checkpoint {work}/epoch_2.pth' \
         in log
-    assert 'resumed epoch: 2, iter: 4' in log
+    assert 'resumed epoch: 2, iter: 8' in log
     ckpt = torch.load(f'{work}/epoch_3.pth', map_location='cpu',
                       weights_only=False)
-    assert ckpt['meta']['epoch'] == 3 and ckpt['meta']['iter'] == 6
+    assert ckpt['meta']['epoch'] == 3 and ckpt['meta']['iter'] == 12
 
     test = run_tool(['test.py', DEMO_CFG, f'{work}/epoch_3.pth',
                      '--work-dir', work], cwd=demo_workspace)

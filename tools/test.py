@@ -1,5 +1,6 @@
 """Test a checkpoint, as MMAction2's ``tools/test.py``."""
 import argparse
+import json
 import os
 import os.path as osp
 
@@ -55,7 +56,12 @@ def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(cfg)
-    runner.test()
+    metrics = runner.test()
+    if runner.rank == 0:
+        # Besides the log: the metrics as JSON, for scripts and tables.
+        path = osp.join(cfg.work_dir, 'test_metrics.json')
+        with open(path, 'w') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
-# The embedded demo: a tiny randomly initialised CLIP + STAN trained from
-# scratch on the synthetic time-reversal dataset
+# The embedded demo: a tiny randomly initialised CLIP + STAN-attn trained
+# from scratch on the synthetic time-reversal dataset
 # (stan_mmaction.datasets.synthetic; `make demo` writes it to data_root).
+# Siblings: stan_conv_tiny_synthetic.py, clip_meanp_tiny_synthetic.py.
 _base_ = ['../_base_/models/stan_recognizer.py', '../_base_/default_runtime.py']
 
 data_root = 'data/synthetic'
@@ -31,22 +32,22 @@ val_pipeline = [
     dict(type='PackActionInputs')
 ]
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=32,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='VideoDataset',
+        type='StanVideoDataset',
         ann_file=f'{data_root}/train_list_videos.txt',
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=8,
+    batch_size=32,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='VideoDataset',
+        type='StanVideoDataset',
         ann_file=f'{data_root}/val_list_videos.txt',
         data_prefix=dict(video=data_root),
         pipeline=val_pipeline,
@@ -55,21 +56,22 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=20, val_begin=1,
-                 val_interval=5)
+max_epochs = 20
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_begin=1, val_interval=5)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-8,
+    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.98), eps=1e-8,
                    weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=5, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=2,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=18, eta_min=0, by_epoch=True,
-         begin=2, end=20, convert_to_iter_based=True)
+    dict(type='CosineAnnealingLR', T_max=max_epochs - 2, eta_min=0,
+         by_epoch=True, begin=2, end=max_epochs, convert_to_iter_based=True)
 ]
 default_hooks = dict(
     logger=dict(interval=10),

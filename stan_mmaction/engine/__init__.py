@@ -1,0 +1,3 @@
+from .optim import StanOptimWrapperConstructor
+
+__all__ = ['StanOptimWrapperConstructor']
