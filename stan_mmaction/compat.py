@@ -20,6 +20,13 @@ Known breakages (see README, "Pinned stack"):
    ``--resume`` fails. -> :func:`patch_torch_load`
 5. numpy 2 removed ``np.in1d``, ``np.trapz`` and ``np.Inf``, still used by
    mmaction2 metrics and transforms. -> :func:`patch_numpy_aliases`
+6. mmengine writes checkpoints and ``last_checkpoint`` in place: a crash
+   while saving leaves a truncated file that ``--resume auto`` then picks.
+   -> :func:`patch_atomic_local_writes`
+7. mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` and wraps
+   models in DDP with ``device_ids``, so ``tools/dist_train.sh`` fails on
+   machines without CUDA. -> :func:`patch_cpu_distributed` (gloo, no device
+   ids, only when CUDA is unavailable)
 
 Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (used by the tests to
 show that each breakage is real).
@@ -328,6 +335,83 @@ def patch_numpy_aliases() -> bool:
     return added
 
 
+# --------------------------------------------------------------------------
+# 6. atomic local writes (checkpoints, last_checkpoint)
+# --------------------------------------------------------------------------
+def _atomic_write(filepath, data, mode: str, encoding=None) -> None:
+    """Write to a temporary file beside ``filepath``, then rename it over
+    ``filepath`` (atomic on POSIX): readers see the old or the new file,
+    never half of one."""
+    filepath = os.fspath(filepath)
+    directory = osp.dirname(osp.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    tmp = osp.join(directory,
+                   f'.{osp.basename(filepath)}.tmp-{os.getpid()}')
+    try:
+        with open(tmp, mode, encoding=encoding) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def _atomic_put(self, obj: bytes, filepath) -> None:
+    _atomic_write(filepath, obj, 'wb')
+
+
+def _atomic_put_text(self, obj: str, filepath, encoding: str = 'utf-8'):
+    _atomic_write(filepath, obj, 'w', encoding=encoding)
+
+
+def patch_atomic_local_writes() -> bool:
+    from mmengine.fileio.backends import LocalBackend
+    if LocalBackend.put is _atomic_put:
+        return False
+    LocalBackend.put = _atomic_put
+    LocalBackend.put_text = _atomic_put_text
+    return True
+
+
+# --------------------------------------------------------------------------
+# 7. distributed training on CPU-only machines
+# --------------------------------------------------------------------------
+def _init_dist_pytorch_cpu(backend='nccl', init_backend='torch', **kwargs):
+    import torch.distributed as torch_dist
+    if init_backend != 'torch':
+        raise ValueError('stan_mmaction runs CPU-only distributed training '
+                         f'with init_backend="torch", got {init_backend!r}')
+    if backend == 'nccl':
+        backend = 'gloo'  # NCCL needs GPUs
+    torch_dist.init_process_group(backend=backend, **kwargs)
+
+
+def _ddp_init_cpu(self, module, detect_anomalous_params: bool = False,
+                  **kwargs):
+    import torch
+    if all(p.device.type == 'cpu' for p in module.parameters()):
+        kwargs.pop('device_ids', None)
+        kwargs.pop('output_device', None)
+    torch.nn.parallel.DistributedDataParallel.__init__(
+        self, module=module, **kwargs)
+    self.detect_anomalous_params = detect_anomalous_params
+
+
+def patch_cpu_distributed() -> bool:
+    import torch
+    if torch.cuda.is_available():
+        return False
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model.wrappers.distributed import MMDistributedDataParallel
+    if dist_utils._init_dist_pytorch is _init_dist_pytorch_cpu:
+        return False
+    dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu
+    MMDistributedDataParallel.__init__ = _ddp_init_cpu
+    return True
+
+
 def apply_all() -> List[str]:
     """Check versions and apply every needed repair (idempotent).
 
@@ -341,7 +425,9 @@ def apply_all() -> List[str]:
                         ('importlib_metadata', patch_importlib_metadata),
                         ('pkg_resources', patch_pkg_resources),
                         ('torch_load', patch_torch_load),
-                        ('numpy_aliases', patch_numpy_aliases)):
+                        ('numpy_aliases', patch_numpy_aliases),
+                        ('atomic_local_writes', patch_atomic_local_writes),
+                        ('cpu_distributed', patch_cpu_distributed)):
         if patch() and name not in _APPLIED:
             _APPLIED.append(name)
     return list(_APPLIED)

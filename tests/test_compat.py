@@ -18,7 +18,7 @@ BASE_CFG = "_base_ = ['mmaction::_base_/default_runtime.py']\n"
 def test_all_repairs_applied_on_pinned_stack():
     assert compat.apply_all() == [
         'missing_drn', 'importlib_metadata', 'pkg_resources', 'torch_load',
-        'numpy_aliases'
+        'numpy_aliases', 'atomic_local_writes', 'cpu_distributed'
     ]
 
 
@@ -203,3 +203,73 @@ def test_unsupported_mmcv_gives_one_clear_error(tmp_path):
     assert last.startswith('stan_mmaction.compat.UnsupportedStackError')
     assert 'mmcv==2.2.0 is installed' in last
     assert 'pip install' in last
+
+
+# 6. atomic local writes ------------------------------------------------------
+def test_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch):
+    from mmengine.fileio.backends import LocalBackend
+    backend = LocalBackend()
+    target = tmp_path / 'epoch_1.pth'
+    backend.put(b'complete checkpoint', target)
+    backend.put_text('epoch_1.pth', tmp_path / 'last_checkpoint')
+
+    def crash(fd):
+        raise KeyboardInterrupt('killed while saving')
+
+    monkeypatch.setattr(compat.os, 'fsync', crash)
+    with pytest.raises(KeyboardInterrupt):
+        backend.put(b'half a checkp', target)
+    with pytest.raises(KeyboardInterrupt):
+        backend.put_text('epoch_2.pth', tmp_path / 'last_checkpoint')
+    assert target.read_bytes() == b'complete checkpoint'
+    assert (tmp_path / 'last_checkpoint').read_text() == 'epoch_1.pth'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'epoch_1.pth', 'last_checkpoint']  # no temporary files left
+
+
+def test_plain_mmengine_writes_in_place(tmp_path):
+    res = run_python(
+        'import stan_mmaction.compat, os\n'
+        'from mmengine.fileio.backends import LocalBackend\n'
+        'b = LocalBackend()\n'
+        f'p = {str(tmp_path / "ckpt")!r}\n'
+        'b.put(b"old", p)\n'
+        'os.fsync = None  # a crash at the same point as above\n'
+        'b.put(b"new!", p)\n'
+        'print(open(p, "rb").read())', NO_COMPAT)
+    # Without the repair the file is rewritten in place (no temp + rename).
+    assert res.returncode == 0 and res.stdout.strip() == "b'new!'"
+
+
+# 7. distributed training without CUDA --------------------------------------
+def test_cpu_ddp_drops_device_ids():
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+    import os
+    os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    os.environ.setdefault('MASTER_PORT', '29533')
+    from mmengine.dist.utils import init_dist
+    import mmengine.dist.utils as dist_utils
+    assert dist_utils._init_dist_pytorch is compat._init_dist_pytorch_cpu
+    os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
+    init_dist('pytorch', backend='nccl')
+    try:
+        assert dist.get_backend() == 'gloo'
+        model = MMDistributedDataParallel(torch.nn.Linear(2, 2),
+                                          device_ids=[0])
+        out = model(torch.ones(1, 2))
+        assert out.shape == (1, 2)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_dist_launcher_fails_without_compat_on_cpu():
+    res = run_python(
+        'import os\n'
+        'os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", '
+        'MASTER_ADDR="127.0.0.1", MASTER_PORT="29534")\n'
+        'import stan_mmaction.compat\n'
+        'from mmengine.dist.utils import init_dist\n'
+        'init_dist("pytorch", backend="gloo")', NO_COMPAT)
+    assert res.returncode != 0
+    assert 'cuda' in res.stderr.lower() or 'CUDA' in res.stderr

@@ -6,3 +6,6 @@ default_scope = 'mmaction'
 
 # Keep the last 3 epoch checkpoints besides the best one.
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
+
+# RNG states go into checkpoints: a resumed run continues exactly.
+custom_hooks = [dict(type='RNGStateHook')]

@@ -62,10 +62,14 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
+# From scratch, so a far higher lr than the CLIP fine-tuning recipe; the
+# branch still learns faster than the CLIP path (3x here; 10x in the recipe).
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.98), eps=1e-8,
+    constructor='StanOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-8,
                    weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
+                       lr_mult_keys={'stan_branch': 3.0}),
     clip_grad=dict(max_norm=5, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=2,

@@ -1,3 +1,4 @@
+from .hooks import RNGStateHook
 from .optim import StanOptimWrapperConstructor
 
-__all__ = ['StanOptimWrapperConstructor']
+__all__ = ['RNGStateHook', 'StanOptimWrapperConstructor']

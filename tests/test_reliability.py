@@ -1,0 +1,90 @@
+"""Kill-and-resume equivalence and 2-process CPU training (issue 4)."""
+import os
+import os.path as osp
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import torch
+
+from conftest import REPO_ROOT, run_tool
+
+CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
+# 16 training videos in batches of 2: 8 iterations an epoch; validate once
+# at the end; one thread, so that two runs compute bit-identically.
+OPTIONS = ['train_cfg.max_epochs=4', 'train_cfg.val_interval=4',
+           'train_dataloader.batch_size=2']
+ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+
+def train_cmd(work, *extra):
+    return [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), CFG,
+            '--work-dir', work, '--seed', '0', '--deterministic', *extra,
+            '--cfg-options', *OPTIONS]
+
+
+def final_val_top1(log: str) -> str:
+    lines = [ln for ln in log.splitlines() if 'Epoch(val) [4]' in ln]
+    assert lines, log[-2000:]
+    return lines[-1].split('acc/top1:')[1].split()[0]
+
+
+def env():
+    e = dict(os.environ, **ENV)
+    e['PYTHONPATH'] = REPO_ROOT + os.pathsep + e.get('PYTHONPATH', '')
+    return e
+
+
+def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
+    work_a, work_b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    full = subprocess.run(train_cmd(work_a), cwd=demo_workspace, env=env(),
+                          capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    proc = subprocess.Popen(train_cmd(work_b), cwd=demo_workspace, env=env(),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not osp.exists(osp.join(work_b, 'epoch_1.pth')):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not osp.exists(osp.join(work_b, 'epoch_4.pth'))
+
+    resumed = subprocess.run(train_cmd(work_b, '--resume'),
+                             cwd=demo_workspace, env=env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stdout + resumed.stderr
+    assert 'Auto resumed from the latest checkpoint' in log
+
+    assert final_val_top1(log) == final_val_top1(full.stdout + full.stderr)
+    ckpt_a = torch.load(osp.join(work_a, 'epoch_4.pth'), weights_only=False)
+    ckpt_b = torch.load(osp.join(work_b, 'epoch_4.pth'), weights_only=False)
+    assert ckpt_a['state_dict'].keys() == ckpt_b['state_dict'].keys()
+    for key, value in ckpt_a['state_dict'].items():
+        assert torch.equal(value, ckpt_b['state_dict'][key]), key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_dist_train_two_cpu_processes(demo_workspace, tmp_path):
+    work = str(tmp_path / 'dist')
+    res = run_tool(['dist_train.sh', CFG, '2', '--work-dir', work,
+                    '--cfg-options', 'train_cfg.max_epochs=1',
+                    'train_dataloader.batch_size=4'],
+                   cwd=demo_workspace,
+                   env_extra=dict(PORT=str(free_port()), **ENV))
+    assert res.returncode == 0, res.stderr[-4000:]
+    log = res.stdout + res.stderr
+    assert 'Distributed training: True' in log
+    # 16 videos over 2 processes in batches of 4: 2 iterations an epoch.
+    assert 'Epoch(train) [1][2/2]' in log
+    assert osp.exists(osp.join(work, 'epoch_1.pth'))
