@@ -68,3 +68,11 @@ def test_strip_pretrained_removes_every_weight_source():
     assert out['heads'][0]['init_cfg'] == [dict(type='Normal')]
     assert out['other']['pretrained2d'] is True
     assert cfg['backbone']['pretrained'] == 'openai'  # input untouched
+
+
+def test_mmaction_package_config_paths_load():
+    from stan_mmaction.utils import load_config
+    cfg = load_config('mmaction::recognition/timesformer/'
+                      'timesformer_divST_8xb8-8x32x1-15e_kinetics400-rgb.py')
+    assert cfg.model.type == 'Recognizer3D'
+    assert cfg.model.backbone.type == 'TimeSformer'

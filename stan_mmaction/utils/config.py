@@ -35,6 +35,17 @@ def strip_pretrained(cfg):
     return cfg
 
 
+def load_config(path: str):
+    """``Config.fromfile`` that also takes ``package::relative/path.py``
+    (e.g. ``mmaction::recognition/tsn/...py``), as MMEngine does for
+    ``_base_`` entries."""
+    from mmengine.config import Config
+    if '::' in path:
+        from mmengine.hub import get_config
+        return get_config(path)
+    return Config.fromfile(path)
+
+
 def build_model_without_weights(model_cfg):
     """Build a ``MODELS`` config with weights stripped (random init)."""
     return MODELS.build(strip_pretrained(model_cfg))

@@ -21,10 +21,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import _bootstrap  # noqa: E402,F401
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402,F401
 from mmengine.registry import init_default_scope  # noqa: E402
 
-from stan_mmaction.utils import build_model_without_weights  # noqa: E402
+from stan_mmaction.utils import (build_model_without_weights,  # noqa: E402
+                                 load_config)
 from stan_mmaction.utils.flops import count_flops  # noqa: E402
 
 
@@ -59,7 +60,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
