@@ -12,31 +12,33 @@ from stan_mmaction.models import build_clip
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def run_python(code: str, env_extra: dict = None, timeout: int = 300):
-    """Run ``python -c code`` in a fresh interpreter from the repo root."""
-    env = dict(os.environ)
+def subprocess_env(env_extra: dict = None) -> dict:
+    """This environment with the repo on PYTHONPATH, this interpreter as
+    $PYTHON (for the shell tools), plus ``env_extra``."""
+    env = dict(os.environ, PYTHON=sys.executable)
     env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
     env.update(env_extra or {})
+    return env
+
+
+def run_python(code: str, env_extra: dict = None, timeout: int = 300):
+    """Run ``python -c code`` in a fresh interpreter from the repo root."""
     return subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          env=subprocess_env(env_extra), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def run_tool(args, timeout: int = 600, env_extra: dict = None,
              cwd: str = REPO_ROOT):
     """Run ``python tools/<args>`` (or a shell script), by default from the
     repo root."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    env['PYTHON'] = sys.executable
-    env.update(env_extra or {})
     if args[0].endswith('.sh'):
         cmd = ['bash', osp.join(REPO_ROOT, 'tools', args[0]), *args[1:]]
     else:
         cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', args[0]),
                *args[1:]]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=subprocess_env(env_extra),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope='session')

@@ -1,5 +1,4 @@
 """Kill-and-resume equivalence and 2-process CPU training (issue 4)."""
-import os
 import os.path as osp
 import signal
 import socket
@@ -9,7 +8,7 @@ import time
 
 import torch
 
-from conftest import REPO_ROOT, run_tool
+from conftest import REPO_ROOT, run_tool, subprocess_env
 
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 # 16 training videos in batches of 2: 8 iterations an epoch; validate once
@@ -31,19 +30,13 @@ def final_val_top1(log: str) -> str:
     return lines[-1].split('acc/top1:')[1].split()[0]
 
 
-def env():
-    e = dict(os.environ, **ENV)
-    e['PYTHONPATH'] = REPO_ROOT + os.pathsep + e.get('PYTHONPATH', '')
-    return e
-
-
 def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
     work_a, work_b = str(tmp_path / 'a'), str(tmp_path / 'b')
-    full = subprocess.run(train_cmd(work_a), cwd=demo_workspace, env=env(),
+    full = subprocess.run(train_cmd(work_a), cwd=demo_workspace, env=subprocess_env(ENV),
                           capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
 
-    proc = subprocess.Popen(train_cmd(work_b), cwd=demo_workspace, env=env(),
+    proc = subprocess.Popen(train_cmd(work_b), cwd=demo_workspace, env=subprocess_env(ENV),
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -55,7 +48,7 @@ def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
     assert not osp.exists(osp.join(work_b, 'epoch_4.pth'))
 
     resumed = subprocess.run(train_cmd(work_b, '--resume'),
-                             cwd=demo_workspace, env=env(),
+                             cwd=demo_workspace, env=subprocess_env(ENV),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = resumed.stdout + resumed.stderr

@@ -61,7 +61,7 @@ def ensure_dataset(root, train, val, seed):
 def run(cmd, log_path, env):
     with open(log_path, 'w') as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
-                              env=env, cwd=os.getcwd())
+                              env=env)
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed; see {log_path}')
 

@@ -7,6 +7,7 @@ fast path of ``nn.MultiheadAttention`` (``aten._native_multi_head_attention``),
 which it silently counts as zero; jit-trace counters (MMAction2's get_flops
 via mmengine) skip SDPA entirely. :func:`flop_counter` adds those kernels.
 """
+import math
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -30,9 +31,7 @@ def _native_mha(query_shape, key_shape, value_shape, embed_dim, num_head,
     (projections + attention + output projection)."""
     *batch, len_q, dim = query_shape
     len_k = key_shape[-2]
-    b = 1
-    for n in batch:
-        b *= n
+    b = math.prod(batch)
     projections = 2 * b * dim * dim * (2 * len_q + 2 * len_k)  # q, out; k, v
     attention = 4 * b * len_q * len_k * dim  # QK^T and AV
     return projections + attention

@@ -81,7 +81,7 @@ def main():
             continue
         key = name.split('.', 1)[1]
         params = count_params(named[key]) / 1e6 if key in named else 0.0
-        print(f'| {key or "(model)"} | {params:.2f} | {flops / 1e9:.3f} |')
+        print(f'| {key} | {params:.2f} | {flops / 1e9:.3f} |')
 
 
 if __name__ == '__main__':
