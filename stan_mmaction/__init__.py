@@ -12,3 +12,4 @@ from .models import *  # noqa: E402,F401,F403
 from .version import __version__  # noqa: E402,F401
 from .datasets import *  # noqa: E402,F401,F403
 from .engine import *  # noqa: E402,F401,F403
+from .evaluation import *  # noqa: E402,F401,F403

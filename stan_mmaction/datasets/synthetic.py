@@ -111,3 +111,104 @@ def make_synthetic_dataset(root: str,
             f.write('\n'.join(lines) + '\n')
         ann_files[split] = ann
     return ann_files
+
+
+# ---------------------------------------------------------------------------
+# Synthetic video-text retrieval: a square that moves one way, then another.
+#: colour name -> BGR.
+COLORS = {'red': (40, 40, 230), 'green': (40, 200, 40),
+          'blue': (230, 80, 40), 'yellow': (40, 220, 230)}
+SIZES = {'small': 6, 'big': 10}
+#: direction -> (dx, dy) in image coordinates.
+DIRECTIONS = {'left': (-1, 0), 'right': (1, 0), 'up': (0, -1),
+              'down': (0, 1)}
+
+
+def retrieval_types() -> List[tuple]:
+    """Every (size, colour, first direction, second direction) with the two
+    directions perpendicular: 2 x 4 x 8 = 64 video types, each its own
+    caption. ``(d1, d2)`` played backwards is ``(opposite d2, opposite
+    d1)``: the same frames in reverse order, so a frame-order-blind model
+    cannot tell those two captions apart; ``(d2, d1)`` has the same words
+    in the other order."""
+    out = []
+    for size in SIZES:
+        for color in COLORS:
+            for d1, v1 in DIRECTIONS.items():
+                for d2, v2 in DIRECTIONS.items():
+                    if v1[0] * v2[0] + v1[1] * v2[1] == 0 and d1 != d2:
+                        out.append((size, color, d1, d2))
+    return out
+
+
+def retrieval_captions(size: str, color: str, d1: str, d2: str) -> List[str]:
+    """Two phrasings of one video type."""
+    return [f'a {size} {color} square moves {d1}, then {d2}',
+            f'the {color} square is {size} and goes {d1} before going {d2}']
+
+
+def render_two_moves(size: str, color: str, d1: str, d2: str,
+                     rng: np.random.Generator, num_frames: int = 16,
+                     frame_size: int = 32) -> np.ndarray:
+    """Frames ``(T, S, S, 3)`` uint8 BGR: the square moves ``d1`` for the
+    first half of the clip, then ``d2``."""
+    side = SIZES[size] + rng.uniform(-1, 1)
+    step = 0.32 * frame_size
+    v1, v2 = np.array(DIRECTIONS[d1]), np.array(DIRECTIONS[d2])
+    # A start point from which the whole L-shaped path stays in the frame.
+    margin = side / 2 + 1
+    lo = np.array([margin, margin]) - np.minimum(0, step * (v1 + v2))
+    hi = np.array([frame_size - margin] * 2) - np.maximum(0, step *
+                                                          (v1 + v2))
+    start = rng.uniform(lo, hi)
+    half = num_frames // 2
+    t = np.linspace(0, 1, half)
+    path = np.concatenate([start + step * t[:, None] * v1,
+                           start + step * v1 + step * t[:, None] * v2])
+    background = rng.uniform(0, 50, size=3)
+    color_bgr = np.array(COLORS[color]) + rng.uniform(-15, 15, size=3)
+    yy, xx = np.mgrid[0:frame_size, 0:frame_size]
+    frames = np.empty((num_frames, frame_size, frame_size, 3), np.uint8)
+    for i, (x, y) in enumerate(path[:num_frames]):
+        inside = (np.abs(xx - x) <= side / 2) & (np.abs(yy - y) <= side / 2)
+        img = np.broadcast_to(background, frames.shape[1:]).copy()
+        img[inside] = color_bgr
+        img = img + rng.normal(0, 4, size=img.shape)
+        frames[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return frames
+
+
+def make_synthetic_retrieval_dataset(root: str,
+                                     splits: Dict[str, int] = None,
+                                     num_frames: int = 16,
+                                     size: int = 32,
+                                     seed: int = 0) -> Dict[str, str]:
+    """Write videos and MMAction2 ``VideoTextDataset`` JSON files
+    (``{"videos/split/x.mp4": [caption, caption]}``) under ``root``.
+
+    Args:
+        splits (dict): split name -> videos per type (64 types). Defaults to
+            ``{'train': 6, 'test': 1}``.
+
+    Returns:
+        dict: split name -> annotation file (``{split}_captions.json``).
+    """
+    import json
+    splits = dict(train=6, test=1) if splits is None else splits
+    rng = np.random.default_rng(seed)
+    ann_files = {}
+    for split, per_type in splits.items():
+        folder = osp.join(root, 'videos', split)
+        os.makedirs(folder, exist_ok=True)
+        ann = {}
+        for kind in retrieval_types():
+            for i in range(per_type):
+                rel = f'videos/{split}/{"_".join(kind)}_{i:03d}.mp4'
+                write_mp4(osp.join(root, rel),
+                          render_two_moves(*kind, rng, num_frames, size))
+                ann[rel] = retrieval_captions(*kind)
+        path = osp.join(root, f'{split}_captions.json')
+        with open(path, 'w') as f:
+            json.dump(ann, f, indent=1)
+        ann_files[split] = path
+    return ann_files
