@@ -29,8 +29,13 @@ def test_config_loads_and_model_builds(rel):
     init_default_scope('mmaction')
     model = build_model_without_weights(cfg.model)
     backbone = cfg.model.backbone
+    default_k = 2 if 'demo/stan' in rel and 'retrieval' not in rel else 4
     assert model.backbone.num_stan_layers == backbone.get(
-        'num_stan_layers', 4)
+        'num_stan_layers', default_k)
+    if cfg.model.type == 'StanVideoTextRetriever':
+        assert model.text_encoder.out_dim == model.backbone.out_dim
+        assert cfg.val_evaluator.type == 'VideoTextRetrievalMetric'
+        return
     assert model.cls_head.fc_cls.in_features == model.backbone.out_dim
     assert model.cls_head.num_classes == (
         174 if 'ssv2' in rel else 400 if 'k400' in rel else 8)
@@ -107,3 +112,40 @@ def test_lr_mult_keys_validated():
         StanOptimWrapperConstructor(
             dict(optimizer=dict(type='AdamW', lr=1e-3)),
             dict(lr_mult_keys={'stan_branch': 'ten'}))
+
+
+def test_retrieval_recipe():
+    """Spec: 12 frames / 32 tokens (MSR-VTT, LSMDC), 64 / 77 with gradient
+    checkpointing (DiDeMo); temperature 0.01 (B/32), 0.02 (B/16); warm-up
+    that ends, then cosine to 0 at the end of the run; grad clip; AMP."""
+    expected = {
+        'configs/stan_vitb32_msrvtt.py': (12, 32, 0.01, 4, False),
+        'configs/stan_vitb16_msrvtt.py': (12, 32, 0.02, 4, False),
+        'configs/clip_meanp_vitb32_msrvtt.py': (12, 32, 0.01, 0, False),
+        'configs/stan_vitb32_didemo.py': (64, 77, 0.01, 4, True),
+        'configs/stan_vitb32_lsmdc.py': (12, 32, 0.01, 4, False),
+    }
+    for rel, (frames, context, temp, k, ckpt) in expected.items():
+        cfg = load(rel)
+        model = cfg.model
+        assert model.backbone.num_frames == frames, rel
+        assert model.backbone.get('num_stan_layers', 4) == k, rel
+        assert model.backbone.get('grad_checkpointing', False) == ckpt, rel
+        assert model.text_encoder.get('grad_checkpointing', False) == ckpt
+        assert model.text_encoder.arch == model.backbone.arch, rel
+        assert model.text_encoder.pretrained == model.backbone.pretrained
+        assert model.head.temperature == temp, rel
+        for loader in (cfg.train_dataloader, cfg.test_dataloader):
+            steps = {s['type']: s for s in loader.dataset.pipeline}
+            assert steps['UniformSample']['clip_len'] == frames, rel
+            assert steps['OpenCLIPTokenize']['context_length'] == context
+            assert 'Flip' not in steps, rel
+        warmup, cosine = cfg.param_scheduler
+        assert 0 < warmup.end < cfg.train_cfg.max_epochs
+        assert cosine.begin == warmup.end and cosine.end == \
+            cfg.train_cfg.max_epochs and cosine.eta_min == 0
+        assert cosine.T_max == cosine.end - cosine.begin
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert cfg.optim_wrapper.clip_grad.max_norm == 5
+        assert cfg.optim_wrapper.paramwise_cfg.lr_mult_keys == {
+            'stan_branch': 10.0}

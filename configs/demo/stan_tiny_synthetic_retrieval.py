@@ -1,0 +1,90 @@
+# The synthetic retrieval demo: a tiny randomly initialised CLIP (both
+# towers) + STAN-attn trained from scratch on captions of a square moving
+# one way, then another ("a small red square moves left, then up");
+# stan_mmaction.datasets.make_synthetic_retrieval_dataset writes the data.
+# Sibling: clip_meanp_tiny_synthetic_retrieval.py.
+_base_ = [
+    '../_base_/models/stan_retriever.py', '../_base_/default_runtime.py'
+]
+
+data_root = 'data/synthetic_retrieval'
+num_frames = 8
+context_length = 32
+
+model = dict(
+    backbone=dict(arch='tiny', num_frames=num_frames, pretrained=None,
+                  drop_path_rate=0.0),
+    text_encoder=dict(arch='tiny', pretrained=None),
+    head=dict(temperature=0.05))
+
+file_client_args = dict(io_backend='disk')
+train_pipeline = [
+    dict(type='DecordInit', **file_client_args),
+    dict(type='UniformSample', clip_len=num_frames, num_clips=1),
+    dict(type='DecordDecode'),
+    # No flip: it would swap "left" and "right".
+    dict(type='Resize', scale=(32, 32), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='OpenCLIPTokenize', context_length=context_length),
+    dict(type='PackActionInputs', collect_keys=('imgs', 'text'))
+]
+test_pipeline = [
+    dict(type='DecordInit', **file_client_args),
+    dict(type='UniformSample', clip_len=num_frames, num_clips=1,
+         test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(32, 32), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='OpenCLIPTokenize', context_length=context_length),
+    dict(type='PackActionInputs', collect_keys=('imgs', 'text'))
+]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='VideoTextRetrievalDataset',
+        ann_file=f'{data_root}/train_captions.json',
+        data_prefix=dict(video=data_root),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='VideoTextRetrievalDataset',
+        ann_file=f'{data_root}/test_captions.json',
+        data_prefix=dict(video=data_root),
+        pipeline=test_pipeline,
+        test_mode=True))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='VideoTextRetrievalMetric', dsl=True)
+test_evaluator = val_evaluator
+
+max_epochs = 10
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_begin=1, val_interval=5)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+# From scratch, as in the recognition demo: a high lr, Adam's default betas,
+# the branch at 3x.
+optim_wrapper = dict(
+    constructor='StanOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                   weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
+                       lr_mult_keys={'stan_branch': 3.0}),
+    clip_grad=dict(max_norm=5, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=0,
+         by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True)
+]
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=1, max_keep_ckpts=2, save_best=None))
+randomness = dict(seed=0)

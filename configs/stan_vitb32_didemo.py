@@ -1,0 +1,9 @@
+# STAN-attn, CLIP ViT-B/32, DiDeMo paragraph retrieval: 64 frames, 77-token
+# paragraphs, gradient checkpointing on both towers.
+_base_ = [
+    '_base_/models/stan_retriever.py', '_base_/datasets/didemo_64x.py',
+    '_base_/schedules/stan_retrieval_5e.py', '_base_/default_runtime.py'
+]
+
+model = dict(backbone=dict(num_frames=64, grad_checkpointing=True),
+             text_encoder=dict(grad_checkpointing=True))
