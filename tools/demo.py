@@ -1,14 +1,20 @@
 """The embedded default: STAN learns time where mean pooling cannot.
 
-Writes the synthetic time-reversal dataset (real MP4 files plus MMAction2
-annotation lists), then, for STAN-attn, STAN-conv and the CLIP mean-pooling
-baseline, trains with ``tools/train.py`` and tests with ``tools/test.py`` on
-the configs under ``configs/demo/``, and prints a table of held-out top-1.
-Within each time-reversed pair the baseline cannot beat chance: its best
-possible top-1 is 50%.
+Recognition (the default, what `make demo` runs): writes the synthetic
+time-reversal dataset (real MP4 files plus MMAction2 annotation lists),
+then, for STAN-attn, STAN-conv and the CLIP mean-pooling baseline, trains
+with ``tools/train.py`` and tests with ``tools/test.py`` on the configs under
+``configs/demo/``, and prints a table of held-out top-1. Within each
+time-reversed pair the baseline cannot beat chance: its best possible top-1
+is 50%.
 
-    python tools/demo.py            # what `make demo` runs
-    python tools/demo.py --jobs 1   # one training at a time
+Retrieval (``--task retrieval``): the same for video-text retrieval on
+captions of a square moving one way, then another ("a small red square
+moves left, then up"), STAN-attn vs mean pooling, text-to-video R@1 etc.
+
+    python tools/demo.py                    # what `make demo` runs
+    python tools/demo.py --task retrieval   # the retrieval demo
+    python tools/demo.py --jobs 1           # one training at a time
 """
 import argparse
 import json
@@ -22,38 +28,84 @@ from concurrent.futures import ThreadPoolExecutor
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-VARIANTS = [
-    ('STAN-attn', 'configs/demo/stan_tiny_synthetic.py'),
-    ('STAN-conv', 'configs/demo/stan_conv_tiny_synthetic.py'),
-    ('CLIP mean pooling', 'configs/demo/clip_meanp_tiny_synthetic.py'),
-]
+TASKS = {
+    'recognition': dict(
+        variants=[
+            ('STAN-attn', 'configs/demo/stan_tiny_synthetic.py'),
+            ('STAN-conv', 'configs/demo/stan_conv_tiny_synthetic.py'),
+            ('CLIP mean pooling', 'configs/demo/clip_meanp_tiny_synthetic.py'),
+        ],
+        data_root='data/synthetic',
+        splits=('train', 'val'),
+        ann='{root}/{split}_list_videos.txt',
+        columns=[('held-out top-1', 'acc/top1', 100)]),
+    'retrieval': dict(
+        variants=[
+            ('STAN-attn', 'configs/demo/stan_tiny_synthetic_retrieval.py'),
+            ('CLIP mean pooling',
+             'configs/demo/clip_meanp_tiny_synthetic_retrieval.py'),
+        ],
+        data_root='data/synthetic_retrieval',
+        splits=('train', 'test'),
+        ann='{root}/{split}_captions.json',
+        columns=[('t2v R@1', 'retrieval/t2v_R1', 1),
+                 ('t2v R@5', 'retrieval/t2v_R5', 1),
+                 ('t2v MdR', 'retrieval/t2v_MdR', 1),
+                 ('v2t R@1', 'retrieval/v2t_R1', 1),
+                 ('t2v R@1 (DSL)', 'retrieval/t2v_dsl_R1', 1)]),
+}
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--train-per-class', type=int, default=64)
-    parser.add_argument('--val-per-class', type=int, default=16)
+    parser.add_argument('--task', choices=sorted(TASKS),
+                        default='recognition')
+    parser.add_argument('--work-dir', default=None,
+                        help='defaults to work_dirs/demo (recognition) or '
+                        'work_dirs/demo_retrieval')
+    parser.add_argument('--data-root', default=None,
+                        help='defaults to data/synthetic or '
+                        'data/synthetic_retrieval')
+    parser.add_argument('--train-per-class', type=int, default=None,
+                        help='training videos per class (recognition, '
+                        'default 64) or per caption type (retrieval, 6)')
+    parser.add_argument('--val-per-class', type=int, default=None,
+                        help='held-out videos per class (16) or per caption '
+                        'type (1)')
     parser.add_argument('--epochs', type=int, default=None,
                         help='override the configs\' max_epochs')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--jobs', type=int, default=2,
         help='trainings run side by side, one CPU thread each')
-    return parser.parse_args()
+    args = parser.parse_args()
+    task = TASKS[args.task]
+    retrieval = args.task == 'retrieval'
+    if args.work_dir is None:
+        args.work_dir = 'work_dirs/demo' + ('_retrieval' if retrieval else '')
+    if args.data_root is None:
+        args.data_root = task['data_root']
+    if args.train_per_class is None:
+        args.train_per_class = 6 if retrieval else 64
+    if args.val_per_class is None:
+        args.val_per_class = 1 if retrieval else 16
+    return args
 
 
-def ensure_dataset(root, train, val, seed):
+def ensure_dataset(task, root, train, val, seed):
     """(Re)write the dataset unless one with the same settings is there."""
-    from stan_mmaction.datasets import make_synthetic_dataset
-    settings = dict(train=train, val=val, seed=seed, version=1)
+    from stan_mmaction.datasets import (make_synthetic_dataset,
+                                        make_synthetic_retrieval_dataset)
+    settings = dict(task=task, train=train, val=val, seed=seed, version=1)
     stamp = osp.join(root, 'settings.json')
     if osp.isfile(stamp):
         with open(stamp) as f:
             if json.load(f) == settings:
                 return
-    make_synthetic_dataset(root, dict(train=train, val=val), seed=seed)
+    make = make_synthetic_retrieval_dataset if task == 'retrieval' else \
+        make_synthetic_dataset
+    train_split, val_split = TASKS[task]['splits']
+    make(root, {train_split: train, val_split: val}, seed=seed)
     with open(stamp, 'w') as f:
         json.dump(settings, f)
 
@@ -73,12 +125,15 @@ def train_and_test(name, config, args, threads):
                MKL_NUM_THREADS=str(threads))
     env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
     data = args.data_root
+    task = TASKS[args.task]
+    train_ann, val_ann = (task['ann'].format(root=data, split=split)
+                          for split in task['splits'])
     options = [
-        f'train_dataloader.dataset.ann_file={data}/train_list_videos.txt',
+        f'train_dataloader.dataset.ann_file={train_ann}',
         f'train_dataloader.dataset.data_prefix.video={data}',
-        f'val_dataloader.dataset.ann_file={data}/val_list_videos.txt',
+        f'val_dataloader.dataset.ann_file={val_ann}',
         f'val_dataloader.dataset.data_prefix.video={data}',
-        f'test_dataloader.dataset.ann_file={data}/val_list_videos.txt',
+        f'test_dataloader.dataset.ann_file={val_ann}',
         f'test_dataloader.dataset.data_prefix.video={data}',
     ]
     if args.epochs is not None:
@@ -95,38 +150,56 @@ def train_and_test(name, config, args, threads):
         osp.join(work, 'test.log'), env)
     with open(osp.join(work, 'test_metrics.json')) as f:
         metrics = json.load(f)
-    return name, metrics['acc/top1'], time.time() - start
+    return name, metrics, time.time() - start
 
 
 def main():
     args = parse_args()
+    task = TASKS[args.task]
     start = time.time()
-    ensure_dataset(args.data_root, args.train_per_class, args.val_per_class,
-                   args.seed)
-    print(f'Synthetic dataset: {args.data_root} ({args.train_per_class} '
-          f'train / {args.val_per_class} held-out videos per class, 8 '
-          'classes in 4 time-reversed pairs)', flush=True)
+    ensure_dataset(args.task, args.data_root, args.train_per_class,
+                   args.val_per_class, args.seed)
+    if args.task == 'retrieval':
+        print(f'Synthetic captions: {args.data_root} (64 caption types, '
+              f'{args.train_per_class} train / {args.val_per_class} test '
+              'video(s) each, 2 captions per video)', flush=True)
+    else:
+        print(f'Synthetic dataset: {args.data_root} ({args.train_per_class} '
+              f'train / {args.val_per_class} held-out videos per class, 8 '
+              'classes in 4 time-reversed pairs)', flush=True)
+    os.makedirs(args.work_dir, exist_ok=True)
     jobs = max(1, args.jobs)
     threads = 1 if jobs > 1 else 2
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(train_and_test, name, cfg, args, threads)
-                   for name, cfg in VARIANTS]
+                   for name, cfg in task['variants']]
         results = []
         for future in futures:
-            name, top1, seconds = future.result()
+            name, metrics, seconds = future.result()
             print(f'  {name}: trained and tested in {seconds:.0f} s',
                   flush=True)
-            results.append((name, top1))
-    print('\n| model | held-out top-1 |')
-    print('|---|---:|')
-    for name, top1 in results:
-        print(f'| {name} | {100 * top1:.1f}% |')
-    print('\nChance: 12.5%; best possible for a frame-order-blind model: '
-          '50.0%.')
-    print(f'Total time: {time.time() - start:.0f} s. Logs and checkpoints: '
+            results.append((name, metrics))
+    columns = task['columns']
+    print('\n| model | ' + ' | '.join(c[0] for c in columns) + ' |')
+    print('|---|' + '---:|' * len(columns))
+    for name, metrics in results:
+        cells = []
+        for _, key, scale in columns:
+            value = scale * metrics[key]
+            cells.append(f'{value:.1f}' + ('%' if scale == 100 else ''))
+        print(f'| {name} | ' + ' | '.join(cells) + ' |')
+    if args.task == 'retrieval':
+        print('\nChance t2v R@1: 1.6% (64 test videos). A frame-order-blind '
+              'model cannot tell "moves left, then up" from its time '
+              'reverse "moves down, then right".')
+    else:
+        print('\nChance: 12.5%; best possible for a frame-order-blind '
+              'model: 50.0%.')
+    seconds = time.time() - start
+    print(f'Total time: {seconds:.0f} s. Logs and checkpoints: '
           f'{args.work_dir}/')
-    summary = dict(results={n: t for n, t in results},
-                   seconds=time.time() - start)
+    summary = dict(task=args.task, results={n: m for n, m in results},
+                   seconds=seconds)
     with open(osp.join(args.work_dir, 'demo_results.json'), 'w') as f:
         json.dump(summary, f, indent=1)
 
