@@ -8,8 +8,11 @@ data_root = 'data/synthetic'
 num_frames = 8
 
 model = dict(
-    backbone=dict(arch='tiny', num_frames=num_frames, pretrained=None,
-                  drop_path_rate=0.0),
+    # K=2 STAN layers over the tiny CLIP's 4 (the spec's K=4 of 12 reads
+    # the last third; K=4 here would span the whole depth and learned
+    # markedly slower and less reliably across seeds).
+    backbone=dict(arch='tiny', num_frames=num_frames, num_stan_layers=2,
+                  pretrained=None, drop_path_rate=0.0),
     # From scratch, a head initialised at 0.02 (right for CLIP features)
     # slows learning several-fold.
     cls_head=dict(num_classes=8, in_channels=32, dropout_ratio=0.0,
@@ -34,8 +37,10 @@ val_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
 ]
+# Batches of 16: twice the updates of 32 at the same cost per epoch (32
+# reached 84% in 20 epochs, 16 reached 99-100%).
 train_dataloader = dict(
-    batch_size=32,
+    batch_size=16,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
