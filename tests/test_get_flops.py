@@ -1,7 +1,9 @@
 """tools/analysis_tools/get_flops.py counts attention through SDPA."""
+import os.path as osp
+
 import torch
 
-from conftest import run_tool
+from conftest import REPO_ROOT, run_tool
 from stan_mmaction.models.attention import fused_self_attention
 from stan_mmaction.utils import count_flops, flop_counter, strip_pretrained
 
@@ -54,7 +56,14 @@ def test_cli_reports_params_and_flops():
                     'configs/demo/stan_tiny_synthetic.py'])
     assert res.returncode == 0, res.stderr
     assert 'Input shape: (1, 1, 3, 8, 32, 32)' in res.stdout
-    assert 'Params: 0.50 M' in res.stdout
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from stan_mmaction.utils import build_model_without_weights
+    init_default_scope('mmaction')
+    model = build_model_without_weights(Config.fromfile(
+        osp.join(REPO_ROOT, 'configs/demo/stan_tiny_synthetic.py')).model)
+    params = sum(p.numel() for p in model.parameters())
+    assert f'Params: {params / 1e6:.2f} M' in res.stdout
     assert '| backbone.stan_branch |' in res.stdout
 
 

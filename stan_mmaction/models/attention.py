@@ -25,13 +25,18 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
     """
     *batch, length, dim = x.shape
     head_dim = dim // num_heads
+    # F.linear writes a fresh contiguous (..., L, 3D) tensor even from a
+    # strided view of x (the temporal module's time-major regrouping), so
+    # folding the leading axes into one is free. SDPA then gets 4-D
+    # (N, H, L, hd) views: on CPU only 4-D inputs reach the fused (flash)
+    # kernel; 5-D ones fell back to the unfused math path (25-35% slower
+    # for the branch's shapes, measured with ViT-B sizes).
     qkv = F.linear(x, in_proj_weight, in_proj_bias)
-    # (..., L, 3, H, hd) -> 3 x (..., H, L, hd): views, no copy.
-    qkv = qkv.unflatten(-1, (3, num_heads, head_dim)).movedim(-3, 0)
+    qkv = qkv.reshape(-1, length, 3, num_heads, head_dim).permute(2, 0, 3, 1,
+                                                                   4)
     q, k, v = qkv.unbind(0)
-    out = F.scaled_dot_product_attention(
-        q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2))
-    out = out.transpose(-3, -2).flatten(-2)
+    out = F.scaled_dot_product_attention(q, k, v)
+    out = out.transpose(1, 2).reshape(*batch, length, dim)
     return out_proj(out)
 
 
