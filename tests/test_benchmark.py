@@ -1,0 +1,116 @@
+"""tools/analysis_tools/benchmark.py on tiny configs, and the optimised paths
+(bf16 cast, torch.compile, SDPA regrouping) against the plain ones."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import REPO_ROOT, run_tool
+from stan_mmaction.models import StanCLIPBackbone
+from stan_mmaction.models.attention import fused_self_attention
+
+TINY = [osp.join(REPO_ROOT, 'configs', 'demo', name) for name in (
+    'clip_meanp_tiny_synthetic.py', 'stan_tiny_synthetic.py',
+    'stan_tiny_synthetic_retrieval.py')]
+
+
+def test_benchmark_tool_writes_table_json_and_plots(tmp_path):
+    out = tmp_path / 'bench'
+    res = run_tool(['analysis_tools/benchmark.py', *TINY, '--frames', '4',
+                    '8', '--train-batch', '2', '--grad-checkpointing',
+                    '--repeats', '2', '--warmup', '1', '--threads', '1',
+                    '--retrieval-sizes', '200', '400', '--out-dir',
+                    str(out)], env_extra={'OMP_NUM_THREADS': '1'})
+    assert res.returncode == 0, res.stderr[-3000:]
+    results = json.loads((out / 'results.json').read_text())
+    names = [r['model'] for r in results['inference']]
+    assert names == ['clip_meanp_tiny_synthetic', 'stan_tiny_synthetic',
+                     'stan_tiny_synthetic_retrieval']
+    meanp, stan = results['inference'][:2]
+    # Parameters: the tiny CLIP visual tower, plus the branch for STAN.
+    visual = StanCLIPBackbone(arch='tiny', num_stan_layers=0)
+    head = 32 * 8 + 8
+    assert meanp['params'] == sum(p.numel()
+                                  for p in visual.parameters()) + head
+    assert stan['params'] > meanp['params']
+    assert stan['gflops'] > meanp['gflops'] > 0
+    for row in results['inference']:
+        assert row['seconds'] > 0 and len(row['runs']) == 2
+        assert row['clips_per_s'] == pytest.approx(1 / row['seconds'])
+    ratio = results['ratios'][0]
+    assert ratio['flops_ratio'] == pytest.approx(stan['gflops'] /
+                                                 meanp['gflops'])
+    assert results['matmul']['fp32']['gflops_per_s'] > 0
+    assert [r['frames'] for r in
+            results['frames_sweep']['stan_tiny_synthetic']] == [4, 8]
+    train = results['training'][1]
+    assert train['seconds'] > 0 and train['ckpt_seconds'] > 0
+    assert [r['n'] for r in results['retrieval_eval']] == [200, 400]
+    table = (out / 'results.md').read_text()
+    assert '| stan_tiny_synthetic | 0.' in table
+    assert 'Matmul rate: fp32' in table and res.stdout.strip() == \
+        table.strip()
+    for png in ('time_vs_frames.png', 'retrieval_eval.png'):
+        assert (out / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', osp.join(REPO_ROOT, 'tools', 'analysis_tools',
+                              'benchmark.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with bench.PeakMemory('cpu') as mem:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+    assert 60 * 2**20 < mem.peak < 200 * 2**20
+    with bench.PeakMemory('cpu') as small:
+        torch.ones(16)
+    assert small.peak < 8 * 2**20
+
+
+def test_sdpa_regrouping_equals_multihead_attention():
+    """The fused path on a strided (time-major) view equals PyTorch's
+    nn.MultiheadAttention on a contiguous copy."""
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    patches = torch.randn(2, 5, 9, 64)  # (B, T, P, D)
+    view = patches.transpose(1, 2)  # (B, P, T, D), not contiguous
+    ours = fused_self_attention(view, mha.in_proj_weight, mha.in_proj_bias,
+                                mha.out_proj, 4)
+    flat = view.reshape(-1, 5, 64)
+    ref = mha(flat, flat, flat, need_weights=False)[0].view(2, 9, 5, 64)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def _tiny(**kwargs):
+    torch.manual_seed(0)
+    model = StanCLIPBackbone(arch='tiny', num_frames=4, drop_path_rate=0.0,
+                             **kwargs).eval()
+    with torch.no_grad():  # non-trivial temporal modules
+        for name, p in model.named_parameters():
+            if 'temporal_fc' in name:
+                p.normal_(0, 0.05)
+    return model
+
+
+@pytest.mark.parametrize('temporal', ['attn', 'conv'])
+def test_bf16_cast_model_matches_fp32(temporal):
+    model = _tiny(temporal=temporal)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+        low = model.to(torch.bfloat16)(x.bfloat16()).float()
+    assert F.cosine_similarity(ref, low).min() > 0.99
+
+
+def test_torch_compile_matches_eager():
+    model = _tiny()
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+        out = torch.compile(model)(x)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
