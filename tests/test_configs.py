@@ -29,7 +29,7 @@ def test_config_loads_and_model_builds(rel):
     init_default_scope('mmaction')
     model = build_model_without_weights(cfg.model)
     backbone = cfg.model.backbone
-    default_k = 2 if 'demo/stan' in rel and 'retrieval' not in rel else 4
+    default_k = 2 if 'demo/stan' in rel else 4
     assert model.backbone.num_stan_layers == backbone.get(
         'num_stan_layers', default_k)
     if cfg.model.type == 'StanVideoTextRetriever':

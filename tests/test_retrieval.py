@@ -247,8 +247,9 @@ def test_train_and_test_tools_on_synthetic_captions(tmp_path):
         dict(train=1, test=1), seed=0)
     work = str(tmp_path / 'work')
     # 64 videos x 2 captions = 128 training pairs, 4 batches of 32.
+    options = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=32']
     train = run_tool(['train.py', RETRIEVAL_DEMO, '--work-dir', work,
-                      '--cfg-options', 'train_cfg.max_epochs=1'],
+                      '--cfg-options', *options],
                      cwd=str(tmp_path), env_extra={'OMP_NUM_THREADS': '2'})
     assert train.returncode == 0, train.stderr[-3000:]
     log = train.stdout + train.stderr
