@@ -14,7 +14,8 @@ Conventions:
   captions not counted.
 - Ties are ranked pessimistically: a positive scored equal to k negatives
   ranks after all of them. (Optimistic ties would give a constant model a
-  perfect score.)
+  perfect score.) Video-to-text DSL scores within a relative 1e-6 of the
+  positive count as ties (see :data:`DSL_TIE_RTOL`).
 - DSL (CLIP4Clip's dual softmax, Cheng et al. 2021): text-to-video scores
   ``s(i, j) * softmax_i(scale * s(:, j))`` (the prior normalises over the
   queries of the other side), video-to-text ``s(i, j) *
@@ -31,40 +32,88 @@ from mmengine.evaluator import BaseMetric
 RECALLS = (1, 5, 10)
 
 
-def _t2v_ranks(text, video, owner, chunk_size, col_lse=None, scale=None):
-    ranks = torch.empty(text.shape[0], dtype=torch.long)
+def _blocks(text, video, chunk_size):
+    """(start, end, sim block) over blocks of text rows. Both passes below
+    compute the same blocks with the same shapes, so a value compared in
+    pass 2 is bit-identical to the one recorded in pass 1."""
     for s in range(0, text.shape[0], chunk_size):
-        sim = text[s:s + chunk_size] @ video.t()
-        if col_lse is not None:
-            sim = sim * torch.exp(scale * sim - col_lse)
-        pos = sim.gather(1, owner[s:s + chunk_size, None])
-        ranks[s:s + chunk_size] = (sim >= pos).sum(1)
-    return ranks
+        yield s, min(s + chunk_size, text.shape[0]), \
+            text[s:s + chunk_size] @ video.t()
 
 
-def _lse(text, video, chunk_size, scale):
-    """log-sum-exp of ``scale * sim`` over texts (per video) and over videos
-    (per text)."""
-    col = torch.full((video.shape[0], ), -float('inf'))
-    row = torch.empty(text.shape[0])
-    for s in range(0, text.shape[0], chunk_size):
-        scaled = scale * (text[s:s + chunk_size] @ video.t())
-        col = torch.logaddexp(col, torch.logsumexp(scaled, 0))
-        row[s:s + chunk_size] = torch.logsumexp(scaled, 1)
-    return col, row
+def _dsl(sim, lse, scale):
+    """DSL scores ``sim * exp(scale * sim - lse)`` (lse broadcast over the
+    block), in two fused in-place steps."""
+    return torch.add(-lse, sim, alpha=scale).exp_().mul_(sim)
 
 
-def _v2t_ranks(text, video, owner, chunk_size, row_lse=None, scale=None):
-    ranks = torch.empty(video.shape[0], dtype=torch.long)
-    for s in range(0, video.shape[0], chunk_size):
-        sim = video[s:s + chunk_size] @ text.t()
-        if row_lse is not None:
-            sim = sim * torch.exp(scale * sim - row_lse)
-        own = owner[None, :] == torch.arange(
-            s, s + sim.shape[0])[:, None]
-        best = sim.masked_fill(~own, -float('inf')).amax(1, keepdim=True)
-        ranks[s:s + chunk_size] = 1 + ((sim >= best) & ~own).sum(1)
-    return ranks
+def _count(mask, dim):
+    """Number of True along ``dim`` (as bytes: a bool sum would first copy
+    the mask to int64)."""
+    return mask.view(torch.uint8).sum(dim, dtype=torch.int32).long()
+
+
+#: DSL v2t thresholds come from gathered values and are compared with
+#: values computed over whole blocks; scores within this relative distance
+#: count as ties (a 1-ulp difference between the two paths must not turn a
+#: tie into a win).
+DSL_TIE_RTOL = 1e-6
+
+
+def _rank_passes(text, video, owner, chunk_size, scale=None):
+    """All ranks in two passes over text-row blocks (one matmul each)."""
+    nt, nv = text.shape[0], video.shape[0]
+    dsl = scale is not None
+    t2v = torch.empty(nt, dtype=torch.long)
+    best = torch.full((nv, ), -float('inf'))  # best own caption, per video
+    if dsl:
+        col_lse = torch.full((nv, ), -float('inf'))
+        row_lse = torch.empty(nt)
+        best_dsl = torch.full((nv, ), -float('inf'))
+    # Pass 1: t2v ranks; the best own-caption score of every video; the
+    # log-sum-exps DSL needs (over videos per text, over texts per video).
+    for s, e, sim in _blocks(text, video, chunk_size):
+        own = owner[s:e]
+        pos = sim.gather(1, own[:, None])
+        t2v[s:e] = _count(sim >= pos, 1)
+        best.scatter_reduce_(0, own, pos[:, 0], 'amax')
+        if dsl:
+            scaled = sim.mul_(scale)  # sim is not needed after this
+            row_lse[s:e] = torch.logsumexp(scaled, 1)
+            col_lse = torch.logaddexp(col_lse, torch.logsumexp(scaled, 0))
+            p = pos[:, 0]
+            best_dsl.scatter_reduce_(
+                0, own, p * torch.exp(scale * p - row_lse[s:e]), 'amax')
+    if dsl:
+        best_dsl -= DSL_TIE_RTOL * best_dsl.abs()
+    # Pass 2: per video, the captions at or above its best own caption
+    # (own captions counted, then taken out); t2v after DSL.
+    above = torch.zeros(nv, dtype=torch.long)
+    own_above = torch.zeros(nv, dtype=torch.long)
+    if dsl:
+        t2v_dsl = torch.empty(nt, dtype=torch.long)
+        dsl_above = torch.zeros(nv, dtype=torch.long)
+        own_dsl_above = torch.zeros(nv, dtype=torch.long)
+    for s, e, sim in _blocks(text, video, chunk_size):
+        own = owner[s:e]
+        above += _count(sim >= best, 0)
+        own_above += torch.bincount(
+            own[sim.gather(1, own[:, None])[:, 0] >= best[own]],
+            minlength=nv)
+        if dsl:
+            d = _dsl(sim, row_lse[s:e, None], scale)
+            dsl_above += _count(d >= best_dsl, 0)
+            own_dsl_above += torch.bincount(
+                own[d.gather(1, own[:, None])[:, 0] >= best_dsl[own]],
+                minlength=nv)
+            d = _dsl(sim, col_lse, scale)
+            t2v_dsl[s:e] = _count(d >= d.gather(1, own[:, None]), 1)
+            del d
+    out = dict(t2v=t2v, v2t=1 + above - own_above)
+    if dsl:
+        out['t2v_dsl'] = t2v_dsl
+        out['v2t_dsl'] = 1 + dsl_above - own_dsl_above
+    return out
 
 
 @torch.no_grad()
@@ -103,15 +152,8 @@ def retrieval_ranks(video: torch.Tensor,
                          f'{video.shape[0]} videos')
     if torch.bincount(owner, minlength=video.shape[0]).min() == 0:
         raise ValueError('every video needs at least one caption')
-    out = dict(t2v=_t2v_ranks(text, video, owner, chunk_size),
-               v2t=_v2t_ranks(text, video, owner, chunk_size))
-    if dsl:
-        col_lse, row_lse = _lse(text, video, chunk_size, dsl_scale)
-        out['t2v_dsl'] = _t2v_ranks(text, video, owner, chunk_size, col_lse,
-                                    dsl_scale)
-        out['v2t_dsl'] = _v2t_ranks(text, video, owner, chunk_size,
-                                    row_lse[None, :], dsl_scale)
-    return out
+    return _rank_passes(text, video, owner, chunk_size,
+                        dsl_scale if dsl else None)
 
 
 def summarize_ranks(ranks: torch.Tensor,
