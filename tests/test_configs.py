@@ -36,7 +36,11 @@ def test_config_loads_and_model_builds(rel):
         assert model.text_encoder.out_dim == model.backbone.out_dim
         assert cfg.val_evaluator.type == 'VideoTextRetrievalMetric'
         return
-    assert model.cls_head.fc_cls.in_features == model.backbone.out_dim
+    if cfg.model.cls_head.type == 'TextClassifierHead':
+        assert model.cls_head.weight.shape == (model.cls_head.num_classes,
+                                               model.backbone.out_dim)
+    else:
+        assert model.cls_head.fc_cls.in_features == model.backbone.out_dim
     assert model.cls_head.num_classes == (
         174 if 'ssv2' in rel else 400 if 'k400' in rel else 8)
 
@@ -149,3 +153,20 @@ def test_retrieval_recipe():
         assert cfg.optim_wrapper.clip_grad.max_norm == 5
         assert cfg.optim_wrapper.paramwise_cfg.lr_mult_keys == {
             'stan_branch': 10.0}
+
+
+def test_metafile_lists_existing_configs_with_demo_results():
+    import yaml
+    with open(osp.join(REPO_ROOT, 'configs', 'metafile.yml')) as f:
+        meta = yaml.safe_load(f)
+    assert meta['Collections'][0]['Name'] == 'STAN'
+    listed = [m['Config'] for m in meta['Models']]
+    for path in listed:
+        assert osp.isfile(osp.join(REPO_ROOT, path)), path
+    assert len(set(listed)) == len(listed)
+    # The demo results in the metafile are the README's measured ones.
+    readme = open(osp.join(REPO_ROOT, 'README.md')).read()
+    for model in meta['Models']:
+        if model['Name'].endswith('_synthetic'):
+            top1 = model['Results'][0]['Metrics']['Top 1 Accuracy']
+            assert f'| {top1:.1f}% |' in readme, model['Name']

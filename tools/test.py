@@ -12,7 +12,10 @@ from mmengine.runner import Runner
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file, or "none" to test the model as the config '
+        'builds it (zero-shot configs: weights come from pretrained=)')
     parser.add_argument('--work-dir',
                         help='the directory to save the evaluation metrics')
     parser.add_argument('--dump', type=str,
@@ -36,7 +39,8 @@ def merge_args(cfg, args):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None if args.checkpoint.lower() == 'none' else \
+        args.checkpoint
     cfg.launcher = args.launcher
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):

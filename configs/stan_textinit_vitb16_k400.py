@@ -1,0 +1,9 @@
+# STAN-attn ViT-B/16 on Kinetics-400 with the classifier initialised from
+# the class names' text embeddings and fine-tuned (the reference's head).
+_base_ = ['stan_vitb16_k400.py']
+
+model = dict(cls_head=dict(
+    _delete_=True, type='TextClassifierHead', num_classes=400,
+    in_channels=512, class_names='data/kinetics400/label_map_k400.txt',
+    text_encoder=dict(type='CLIPTextEncoder', arch='ViT-B/16',
+                      pretrained='openai'), trainable=True))

@@ -1,0 +1,234 @@
+"""What users run after training: demo/demo.py, tools/search.py,
+tools/extract_features.py, tools/analysis_tools/plot_logs.py, zero-shot
+testing. Each on tiny real files made here."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO_ROOT, run_tool, subprocess_env
+from stan_mmaction.datasets import SYNTHETIC_CLASSES, render_video, write_mp4
+
+RETRIEVAL_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
+                         'stan_tiny_synthetic_retrieval.py')
+RECOGNITION_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
+                           'stan_tiny_synthetic.py')
+
+
+def save_random_checkpoint(config, path):
+    from stan_mmaction.apis import init_model
+    torch.manual_seed(0)
+    model = init_model(config)
+    torch.save({'state_dict': model.state_dict()}, path)
+    return model
+
+
+def write_videos(folder, labels, frames=16, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, label in enumerate(labels):
+        path = str(folder / f'{SYNTHETIC_CLASSES[label]}_{i}.mp4')
+        write_mp4(path, render_video(label, rng, frames, size))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope='module')
+def retrieval_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('search')
+    ckpt = str(root / 'retrieval.pth')
+    model = save_random_checkpoint(RETRIEVAL_CFG, ckpt)
+    videos = write_videos(root / 'videos', [0, 3, 5])
+    (root / 'videos' / 'broken.mp4').write_text('not a video')
+    return root, ckpt, model, videos
+
+
+def test_search_index_query_incremental_and_bad_input(retrieval_setup):
+    root, ckpt, model, videos = retrieval_setup
+    index = str(root / 'videos.idx')
+    common = ['--config', RETRIEVAL_CFG, '--checkpoint', ckpt, '--index',
+              index]
+    # A query before any index exists says what to run.
+    res = run_tool(['search.py', 'query', 'a square', '--index', index])
+    assert res.returncode != 0
+    assert 'No index at' in res.stderr and 'tools/search.py index' in \
+        res.stderr
+
+    res = run_tool(['search.py', 'index', str(root / 'videos'), *common])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'Indexing 4 new or changed video(s)' in res.stdout
+    assert 'Index ' + index + ': 3 video(s)' in res.stdout
+    assert '1 unreadable file(s) skipped' in res.stdout
+    assert 'broken.mp4' in res.stdout.split('skipped:')[1]
+    saved = torch.load(index, weights_only=False)
+    assert sorted(saved['entries']) == sorted(videos)
+    from stan_mmaction.apis import embed_video, init_model
+    ref = init_model(RETRIEVAL_CFG, ckpt)
+    torch.testing.assert_close(saved['entries'][videos[0]]['embedding'],
+                               embed_video(ref, videos[0]))
+
+    # Incremental: one new file is embedded, the others are kept.
+    new = write_videos(root / 'videos', [6], seed=3)[0]
+    res = run_tool(['search.py', 'index', str(root / 'videos'), *common])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'Indexing 2 new or changed video(s) (3 already indexed)' in \
+        res.stdout  # the new one, and the broken one again
+    assert 'Index ' + index + ': 4 video(s)' in res.stdout
+    assert new in torch.load(index, weights_only=False)['entries']
+
+    # Another config on the same index: a clear message.
+    other = osp.join(REPO_ROOT, 'configs', 'demo',
+                     'clip_meanp_tiny_synthetic_retrieval.py')
+    res = run_tool(['search.py', 'index', str(root / 'videos'), '--config',
+                    other, '--index', index])
+    assert res.returncode != 0 and 'was built with config' in res.stderr
+    res = run_tool(['search.py', 'query', 'x', '--index', index, '--config',
+                    other])
+    assert res.returncode != 0 and 'was built with config' in res.stderr
+
+
+def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
+    """Video embeddings placed at known cosines to the query's embedding:
+    the ranked list must follow them."""
+    root, ckpt, model, videos = retrieval_setup
+    from stan_mmaction.apis import embed_texts, init_model
+    query = 'a small red square moves left, then up'
+    text = embed_texts(init_model(RETRIEVAL_CFG, ckpt), [query])[0]
+    other = torch.nn.functional.normalize(torch.randn(32), dim=0)
+    other = torch.nn.functional.normalize(other - (other @ text) * text,
+                                          dim=0)  # orthogonal to text
+    cosines = [0.2, 0.9, -0.5]
+    index = str(tmp_path / 'constructed.idx')
+    run_tool(['search.py', 'index', str(root / 'videos'), '--config',
+              RETRIEVAL_CFG, '--checkpoint', ckpt, '--index', index])
+    data = torch.load(index, weights_only=False)
+    for path, c in zip(videos, cosines):
+        emb = c * text + (1 - c**2)**0.5 * other
+        data['entries'][path]['embedding'] = emb
+    for path in set(data['entries']) - set(videos):
+        del data['entries'][path]
+    torch.save(data, index)
+    sheet = str(tmp_path / 'hits.jpg')
+    res = run_tool(['search.py', 'query', query, '--index', index,
+                    '--top-k', '3', '--contact-sheet', sheet,
+                    '--frames-per-hit', '4'])
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [line.split('\t') for line in res.stdout.splitlines()
+             if line.count('\t') == 2]
+    assert [p for _, _, p in lines] == [videos[1], videos[0], videos[2]]
+    assert [float(s) for _, s, _ in lines] == pytest.approx([0.9, 0.2, -0.5],
+                                                            abs=1e-4)
+    import cv2
+    image = cv2.imread(sheet)
+    assert image.shape == (3 * 96, 4 * 128, 3)
+
+
+def test_extract_features_writes_embeddings(retrieval_setup, tmp_path):
+    root, ckpt, model, videos = retrieval_setup
+    out = tmp_path / 'feats'
+    res = run_tool(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
+                    ckpt, '--videos', str(root / 'videos'), '--out-dir',
+                    str(out)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    from stan_mmaction.apis import embed_video, init_model
+    ref = init_model(RETRIEVAL_CFG, ckpt)
+    emb = np.load(out / (osp.splitext(osp.basename(videos[0]))[0] + '.npy'))
+    assert emb.shape == (32, )
+    np.testing.assert_allclose(emb, embed_video(ref, videos[0]).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert 'broken.mp4' in (out / 'failed.txt').read_text()
+
+
+@pytest.fixture(scope='module')
+def recognition_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('demo')
+    ckpt = str(root / 'recognizer.pth')
+    save_random_checkpoint(RECOGNITION_CFG, ckpt)
+    labels = root / 'labels.txt'
+    labels.write_text('\n'.join(SYNTHETIC_CLASSES) + '\n')
+    short = write_videos(root, [0])[0]
+    long = write_videos(root / 'long', [2], frames=250)[0]
+    return root, ckpt, str(labels), short, long
+
+
+def test_demo_prints_top5_and_writes_gif(recognition_setup):
+    root, ckpt, labels, short, long = recognition_setup
+    out = str(root / 'annotated.gif')
+    res = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'demo', 'demo.py'), long,
+         RECOGNITION_CFG, ckpt, '--label-map', labels, '--window', '100',
+         '--out-file', out], cwd=REPO_ROOT, env=subprocess_env(),
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '(250 frames, 3 window(s))' in res.stdout
+    printed = [line.split('. ', 1)[1].rsplit(': ', 1)
+               for line in res.stdout.splitlines() if line[:2] in
+               ('1.', '2.', '3.', '4.', '5.')]
+    assert len(printed) == 5
+    # The same top-5 as the library computes: mean of the 3 windows.
+    from stan_mmaction.apis import (clip_geometry, init_model, iter_clips,
+                                    recognize_clip)
+    model = init_model(RECOGNITION_CFG, ckpt)
+    scores = torch.stack([
+        recognize_clip(model, clip) for clip, _, _ in iter_clips(
+            long, *clip_geometry(model.cfg), window=100)]).mean(0)
+    values, idx = scores.topk(5)
+    assert [n for n, _ in printed] == [SYNTHETIC_CLASSES[i].replace('_', ' ')
+                                       for i in idx.tolist()]
+    assert [float(v) for _, v in printed] == pytest.approx(values.tolist(),
+                                                           abs=1e-4)
+    assert open(out, 'rb').read(6) in (b'GIF89a', b'GIF87a')
+
+
+def test_demo_rejects_unreadable_video(recognition_setup, tmp_path):
+    root, ckpt, labels, short, long = recognition_setup
+    bad = tmp_path / 'bad.mp4'
+    bad.write_bytes(b'\x00' * 100)
+    res = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'demo', 'demo.py'), str(bad),
+         RECOGNITION_CFG, ckpt, '--label-map', labels], cwd=REPO_ROOT,
+        env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and f'Cannot read {bad}' in res.stderr
+
+
+def test_zero_shot_config_through_test_tool(tmp_path, tiny_clip_file,
+                                            demo_workspace):
+    path, _ = tiny_clip_file
+    cfg = tmp_path / 'zeroshot_tiny.py'
+    cfg.write_text(f"""
+_base_ = ['{osp.join(REPO_ROOT, 'configs', 'demo',
+                     'clip_meanp_tiny_synthetic.py')}']
+model = dict(
+    backbone=dict(pretrained='{path}'),
+    cls_head=dict(_delete_=True, type='TextClassifierHead', num_classes=8,
+                  in_channels=32, class_names={list(
+                      c.replace('_', ' ') for c in SYNTHETIC_CLASSES)},
+                  text_encoder=dict(type='CLIPTextEncoder', arch='tiny',
+                                    pretrained='{path}')))
+""")
+    res = run_tool(['test.py', str(cfg), 'none', '--work-dir',
+                    str(tmp_path / 'work')], cwd=demo_workspace)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / 'work' / 'test_metrics.json')
+                         .read_text())
+    assert 0 <= metrics['acc/top1'] <= 1
+
+
+def test_plot_logs(tmp_path):
+    scalars = tmp_path / 'scalars.json'
+    records = [dict(loss=2.0 - i / 10, lr=1e-3, epoch=1, iter=i, step=i)
+               for i in range(1, 6)]
+    records += [{'acc/top1': 0.5, 'data_time': 0.1, 'step': 1},
+                {'acc/top1': 0.8, 'data_time': 0.1, 'step': 2}]
+    scalars.write_text('\n'.join(json.dumps(r) for r in records) + '\n')
+    out = tmp_path / 'curves.png'
+    res = run_tool(['analysis_tools/plot_logs.py', str(scalars), '--out',
+                    str(out)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'training loss and acc/top1' in res.stdout
+    assert out.read_bytes()[:4] == b'\x89PNG'
