@@ -117,11 +117,22 @@ class TextClassifierHead(BaseHead):
             raise ValueError(f'{len(names)} class names for num_classes='
                              f'{num_classes}')
         self.class_names = names
-        encoder = MODELS.build(text_encoder).eval()
-        if encoder.out_dim != in_channels:
-            raise ValueError(f'text embedding width {encoder.out_dim} != '
-                             f'in_channels {in_channels}')
-        weight = text_classifier(encoder, names, templates, context_length)
+        if text_encoder.get('pretrained') is None:
+            # No text weights (a model built offline for tests or FLOP
+            # counting): embedding prompts with a random text tower would
+            # cost minutes at full size and mean nothing.
+            MMLogger.get_current_instance().warning(
+                'TextClassifierHead: text_encoder has no weights; random '
+                'classifier')
+            weight = F.normalize(torch.randn(num_classes, in_channels),
+                                 dim=-1)
+        else:
+            encoder = MODELS.build(text_encoder).eval()
+            if encoder.out_dim != in_channels:
+                raise ValueError(f'text embedding width {encoder.out_dim} '
+                                 f'!= in_channels {in_channels}')
+            weight = text_classifier(encoder, names, templates,
+                                     context_length)
         if trainable:
             self.weight = nn.Parameter(weight)
         else:
