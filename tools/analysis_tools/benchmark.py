@@ -470,8 +470,8 @@ def parse_args(argv=None):
     p.add_argument('--real-video', default=None,
                    help='a real MP4 for the data-loading measurement')
     p.add_argument('--profile', action='store_true',
-                   help='save torch.profiler tables of one fp32 forward per '
-                   'config to the out dir')
+                   help='save torch.profiler tables of one fp32 forward (and '
+                   'training step, with --train-batch) per config')
     p.add_argument('--out-dir', default='work_dirs/benchmark')
     p.add_argument('--memory-probe', nargs=3, default=None,
                    metavar=('CONFIG', 'MODE', 'BATCH'),
@@ -647,6 +647,16 @@ def main(argv=None):
                       'w') as f:
                 f.write(prof.key_averages().table(
                     sort_by='self_cpu_time_total', row_limit=30))
+            if args.train_batch:
+                step = case.train_step(args.train_batch, False)
+                step()  # optimizer state allocated outside the profile
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    step()
+                with open(osp.join(args.out_dir,
+                                   f'profile_train_{case.name}.txt'),
+                          'w') as f:
+                    f.write(prof.key_averages().table(
+                        sort_by='self_cpu_time_total', row_limit=40))
 
     if args.retrieval_sizes:
         # Each size in a fresh process: memory from a clean allocator, and
