@@ -232,3 +232,25 @@ def test_plot_logs(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'training loss and acc/top1' in res.stdout
     assert out.read_bytes()[:4] == b'\x89PNG'
+
+
+def test_demo_with_an_mmaction2_config(recognition_setup, tmp_path):
+    """MMAction2's own X3D-S config (random weights saved to a file)."""
+    root, _, _, short, _ = recognition_setup
+    from stan_mmaction.apis import init_model
+    from stan_mmaction.utils import load_config
+    cfg = 'mmaction::recognition/x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py'
+    torch.manual_seed(0)
+    ckpt = str(tmp_path / 'x3d.pth')
+    torch.save({'state_dict': init_model(load_config(cfg)).state_dict()},
+               ckpt)
+    labels = tmp_path / 'k400.txt'
+    labels.write_text(''.join(f'action {i}\n' for i in range(400)))
+    res = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'demo', 'demo.py'), short, cfg,
+         ckpt, '--label-map', str(labels)], cwd=REPO_ROOT,
+        env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranked = [line for line in res.stdout.splitlines()
+              if line[:2] in ('1.', '2.', '3.', '4.', '5.')]
+    assert len(ranked) == 5 and all('action ' in line for line in ranked)
