@@ -85,3 +85,11 @@ def test_mmaction_package_config_paths_load():
                       'timesformer_divST_8xb8-8x32x1-15e_kinetics400-rgb.py')
     assert cfg.model.type == 'Recognizer3D'
     assert cfg.model.backbone.type == 'TimeSformer'
+
+
+def test_cli_counts_the_video_tower_of_a_retrieval_config():
+    res = run_tool(['analysis_tools/get_flops.py',
+                    'configs/demo/stan_tiny_synthetic_retrieval.py'])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert 'FLOPs: 0.10 G' in res.stdout  # same video tower as the demo
+    assert '| text_encoder |' not in res.stdout

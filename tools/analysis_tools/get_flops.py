@@ -67,8 +67,11 @@ def main():
     model = build_model_without_weights(cfg.model).eval()
     shape = tuple(args.shape) if args.shape else default_shape(cfg)
     inputs = torch.randn(1, *shape)  # one batch of one view
-    total, per_module = count_flops(
-        lambda x: model(x, mode='tensor'), inputs, depth=args.depth)
+    # Retrieval models: the video tower (the text side runs once per
+    # caption, not per clip).
+    forward = model.encode_video if hasattr(model, 'encode_video') else \
+        (lambda x: model(x, mode='tensor'))
+    total, per_module = count_flops(forward, inputs, depth=args.depth)
     print(f'Config: {args.config}')
     print(f'Input shape: {tuple(inputs.shape)}')
     print(f'Params: {count_params(model) / 1e6:.2f} M')
