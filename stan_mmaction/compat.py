@@ -28,7 +28,8 @@ Known breakages (see README, "Pinned stack"):
    machines without CUDA. -> :func:`patch_cpu_distributed` (gloo, no device
    ids, only when CUDA is unavailable)
 
-Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (used by the tests to
+Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import stan_mmaction``
+then loads only this module; used by the tests to
 show that each breakage is real).
 """
 import importlib.abc
