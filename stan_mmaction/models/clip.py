@@ -151,6 +151,26 @@ class CheckpointMismatchError(RuntimeError):
     """A CLIP checkpoint does not fit the model it is loaded into."""
 
 
+def strict_load(module: torch.nn.Module, sub: Dict[str, torch.Tensor],
+                what: str, prefix: str = '') -> None:
+    """``module.load_state_dict(sub, strict=True)``, but first one
+    :class:`CheckpointMismatchError` naming every missing, unexpected and
+    shape-mismatched key (with ``prefix``); nothing is loaded then."""
+    own = module.state_dict()
+    missing = sorted(prefix + k for k in set(own) - set(sub))
+    unexpected = sorted(prefix + k for k in set(sub) - set(own))
+    mismatched = sorted(
+        f'{prefix}{k}: checkpoint {tuple(sub[k].shape)} vs model '
+        f'{tuple(own[k].shape)}'
+        for k in set(own) & set(sub) if sub[k].shape != own[k].shape)
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatchError(
+            f'{what}. Missing keys: {_list(missing)}. '
+            f'Unexpected keys: {_list(unexpected)}. '
+            f'Shape mismatches: {_list(mismatched)}.')
+    module.load_state_dict(sub, strict=True)
+
+
 def load_visual_weights(visual: torch.nn.Module,
                         state: Dict[str, torch.Tensor],
                         source: str = 'checkpoint') -> None:
@@ -176,19 +196,8 @@ def load_visual_weights(visual: torch.nn.Module,
                 sub['positional_embedding'], grid)
             MMLogger.get_current_instance().info(
                 f'Resized positional_embedding of {source} to grid {grid}')
-    missing = sorted(prefix + k for k in set(own) - set(sub))
-    unexpected = sorted(prefix + k for k in set(sub) - set(own))
-    mismatched = sorted(
-        f'{prefix}{k}: checkpoint {tuple(sub[k].shape)} vs model '
-        f'{tuple(own[k].shape)}'
-        for k in set(own) & set(sub) if sub[k].shape != own[k].shape)
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(
-            f'{source} does not fit this CLIP visual model. '
-            f'Missing keys: {_list(missing)}. '
-            f'Unexpected keys: {_list(unexpected)}. '
-            f'Shape mismatches: {_list(mismatched)}.')
-    visual.load_state_dict(sub, strict=True)
+    strict_load(visual, sub, f'{source} does not fit this CLIP visual '
+                'model', prefix)
 
 
 def build_pretrained_visual(arch, pretrained: Optional[str],

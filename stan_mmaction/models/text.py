@@ -18,8 +18,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from open_clip.model import _build_text_tower
 
-from .clip import (CheckpointMismatchError, _list, get_arch,
-                   load_clip_state_dict)
+from .clip import get_arch, load_clip_state_dict, strict_load
 
 #: keys of a full CLIP state dict that belong to neither tower.
 _SHARED_KEYS = ('logit_scale', 'logit_bias')
@@ -35,20 +34,7 @@ def load_text_weights(text: nn.Module, state: Dict[str, torch.Tensor],
     """
     sub = {k: v for k, v in state.items()
            if not k.startswith('visual.') and k not in _SHARED_KEYS}
-    own = text.state_dict()
-    missing = sorted(set(own) - set(sub))
-    unexpected = sorted(set(sub) - set(own))
-    mismatched = sorted(
-        f'{k}: checkpoint {tuple(sub[k].shape)} vs model '
-        f'{tuple(own[k].shape)}'
-        for k in set(own) & set(sub) if sub[k].shape != own[k].shape)
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(
-            f'{source} does not fit this CLIP text model. '
-            f'Missing keys: {_list(missing)}. '
-            f'Unexpected keys: {_list(unexpected)}. '
-            f'Shape mismatches: {_list(mismatched)}.')
-    text.load_state_dict(sub, strict=True)
+    strict_load(text, sub, f'{source} does not fit this CLIP text model')
 
 
 @MODELS.register_module()
