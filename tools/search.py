@@ -55,7 +55,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def fingerprint(config: str, checkpoint, cfg_options) -> str:
+def fingerprint(config: str, cfg_options) -> str:
+    """Hash of the config file and overrides (the checkpoint path is kept
+    and compared beside it)."""
     with open(config, 'rb') as f:
         data = f.read()
     extra = repr(sorted((cfg_options or {}).items())).encode()
@@ -82,7 +84,7 @@ def cmd_index(args):
         raise SystemExit(f'{args.folder} is not a folder')
     config = osp.abspath(args.config)
     checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else None
-    stamp = fingerprint(config, checkpoint, args.cfg_options)
+    stamp = fingerprint(config, args.cfg_options)
     entries = {}
     if osp.isfile(args.index) and not args.rebuild:
         old = torch.load(args.index, weights_only=False)
@@ -157,7 +159,6 @@ def cmd_query(args):
             f'[--checkpoint CKPT] --index {args.index}')
     index = torch.load(args.index, weights_only=False)
     if args.config and fingerprint(osp.abspath(args.config),
-                                   index['checkpoint'],
                                    index['cfg_options']) != \
             index['fingerprint']:
         raise SystemExit(
