@@ -8,7 +8,8 @@ from mmaction.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
 from .attention import clip_block_forward
-from .clip import build_pretrained_visual, get_arch, resize_positional_embedding
+from .clip import build_visual, get_arch, resize_positional_embedding
+from .clip_weights import load_visual_weights, resolve_pretrained
 from .stan_branch import STANBranch
 
 OUT_CHOICES = ('proj', 'feature')
@@ -30,8 +31,6 @@ class StanCLIPBackbone(BaseModule):
         arch (str | dict): ``'ViT-B/32'``, ``'ViT-B/16'``, ``'ViT-L/14'``,
             ``'tiny'`` or a dict of sizes (see ``stan_mmaction.models.clip``).
             Defaults to ``'ViT-B/16'``.
-        num_frames (int): frames T of a training clip (other counts work at
-            run time). Defaults to 8.
         num_stan_layers (int): K, the number of STAN layers; 0 gives plain
             CLIP with mean pooling over frames (CLIP4Clip meanP).
             Defaults to 4.
@@ -45,8 +44,11 @@ class StanCLIPBackbone(BaseModule):
             Defaults to 0.1.
         num_temporal_embeddings (int): temporal embedding table size.
             Defaults to 64.
-        max_frames (int): largest T accepted (the temporal embedding is
-            interpolated past its table). Defaults to 1024.
+        max_frames (int): largest T accepted. Any frame count up to it works;
+            the clip length of a config is its pipeline's ``clip_len`` (read
+            by ``stan_mmaction.utils.clip_shape``), not a backbone argument.
+            The temporal embedding is interpolated past its table.
+            Defaults to 1024.
         frozen_stages (int): -1 trains everything; 0 freezes CLIP's patch
             embedding, class/positional embeddings and ``ln_pre``; n > 0
             also freezes CLIP blocks 0..n-1; ``L + 1`` also freezes
@@ -62,7 +64,6 @@ class StanCLIPBackbone(BaseModule):
 
     def __init__(self,
                  arch: Union[str, dict] = 'ViT-B/16',
-                 num_frames: int = 8,
                  num_stan_layers: int = 4,
                  temporal: Union[str, dict] = 'attn',
                  pretrained: Optional[str] = None,
@@ -86,7 +87,6 @@ class StanCLIPBackbone(BaseModule):
             raise ValueError(f'frozen_stages={frozen_stages} must be in '
                              f'[-1, {num_layers + 1}]')
         self.arch = arch
-        self.num_frames = num_frames
         self.num_stan_layers = num_stan_layers
         self.max_frames = max_frames
         self.frozen_stages = frozen_stages
@@ -94,9 +94,13 @@ class StanCLIPBackbone(BaseModule):
         self.patch_size = cfg['vision']['patch_size']
         self.embed_dims = cfg['vision']['width']
         self.out_dim = cfg['embed_dim'] if out == 'proj' else self.embed_dims
-        self.grad_checkpointing = grad_checkpointing
+        self.grad_checkpointing = False
 
-        self.visual = build_pretrained_visual(arch, pretrained, quick_gelu)
+        state, quick_gelu, source = resolve_pretrained(arch, pretrained,
+                                                       quick_gelu)
+        self.visual = build_visual(arch, quick_gelu=quick_gelu)
+        if state is not None:
+            load_visual_weights(self.visual, state, source=source)
         if getattr(self.visual, 'attn_pool', None) is not None or \
                 getattr(self.visual, 'pool_type', 'tok') != 'tok':
             raise ValueError('StanCLIPBackbone needs a CLS-token CLIP ViT '
@@ -115,8 +119,15 @@ class StanCLIPBackbone(BaseModule):
                 blocks, self.embed_dims, blocks[0].attn.num_heads,
                 temporal=temporal, drop_path_rate=drop_path_rate,
                 num_temporal_embeddings=num_temporal_embeddings)
-            self.stan_branch.grad_checkpointing = grad_checkpointing
+        self.set_grad_checkpointing(grad_checkpointing)
         self._freeze_stages()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute CLIP's blocks and the STAN layers in the backward pass
+        (open_clip's switch of the same name; training mode only)."""
+        self.grad_checkpointing = enable
+        if self.stan_branch is not None:
+            self.stan_branch.grad_checkpointing = enable
 
     # ------------------------------------------------------------------
     def _frozen_modules(self) -> List[nn.Module]:

@@ -1,21 +1,23 @@
-"""CLIP sizes, building open_clip CLIP models, and loading CLIP weights.
+"""CLIP sizes and building open_clip CLIP towers.
 
-One table of sizes (:data:`ARCHS`), one builder (:func:`build_clip`,
-:func:`build_visual`) on open_clip's own classes, and one loading entry point
-(:func:`load_clip_state_dict` + :func:`load_visual_weights`). Parameter names
+One table of sizes (:data:`ARCHS`), builders on open_clip's own classes
+(:func:`build_clip`, :func:`build_visual`, :func:`build_text`) and CLIP's
+pixel normalisation (:data:`CLIP_MEAN`, :data:`CLIP_STD`). Parameter names
 are open_clip's (= OpenAI's), so real checkpoints load strictly with no
-remapping.
+remapping; loading them is :mod:`stan_mmaction.models.clip_weights`.
 """
 import copy
-import os.path as osp
-import zipfile
-from typing import Dict, Optional
+from typing import Dict
 
-import open_clip
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
-from open_clip.model import CLIP, _build_vision_tower
+from open_clip.model import CLIP, _build_text_tower, _build_vision_tower
+
+#: CLIP's pixel mean and std on 0-255 RGB (OpenAI's preprocessing). Configs
+#: repeat these numbers (MMEngine configs are data); tests/test_configs.py
+#: checks every config against them.
+CLIP_MEAN = (122.771, 116.746, 104.093)
+CLIP_STD = (68.500, 66.632, 70.323)
 
 #: arch name -> sizes. ``open_clip_name`` is the name of the same model in
 #: open_clip's registry (used for pretrained tags).
@@ -84,41 +86,11 @@ def build_visual(arch, quick_gelu: bool = True) -> torch.nn.Module:
                                quick_gelu=quick_gelu)
 
 
-def _is_jit_archive(path: str) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n.endswith('constants.pkl') for n in zf.namelist())
-
-
-def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Read a CLIP checkpoint file into a flat open_clip/OpenAI state dict.
-
-    Accepts a plain state dict, a training checkpoint holding it under
-    ``state_dict`` / ``model`` / ``module`` (DDP ``module.`` prefixes are
-    stripped), and OpenAI's JIT archives (``ViT-B-32.pt``).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file holds no tensor dict.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'CLIP checkpoint not found: {path}')
-    if _is_jit_archive(path):
-        state = torch.jit.load(path, map_location='cpu').state_dict()
-    else:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not state or not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f'{path} does not hold a CLIP state dict '
-                         '(a dict of tensors)')
-    if all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    return dict(state)
+def build_text(arch, quick_gelu: bool = True) -> torch.nn.Module:
+    """A randomly initialised open_clip ``TextTransformer`` of ``arch``."""
+    cfg = get_arch(arch)
+    return _build_text_tower(cfg['embed_dim'], cfg['text'],
+                             quick_gelu=quick_gelu)
 
 
 def resize_positional_embedding(pos_embed: torch.Tensor,
@@ -140,99 +112,3 @@ def resize_positional_embedding(pos_embed: torch.Tensor,
     return torch.cat([cls_row, patches], dim=0)
 
 
-def _list(items, limit: int = 20) -> str:
-    if not items:
-        return 'none'
-    more = f' ... (+{len(items) - limit} more)' if len(items) > limit else ''
-    return '; '.join(items[:limit]) + more
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A CLIP checkpoint does not fit the model it is loaded into."""
-
-
-def strict_load(module: torch.nn.Module, sub: Dict[str, torch.Tensor],
-                what: str, prefix: str = '') -> None:
-    """``module.load_state_dict(sub, strict=True)``, but first one
-    :class:`CheckpointMismatchError` naming every missing, unexpected and
-    shape-mismatched key (with ``prefix``); nothing is loaded then."""
-    own = module.state_dict()
-    missing = sorted(prefix + k for k in set(own) - set(sub))
-    unexpected = sorted(prefix + k for k in set(sub) - set(own))
-    mismatched = sorted(
-        f'{prefix}{k}: checkpoint {tuple(sub[k].shape)} vs model '
-        f'{tuple(own[k].shape)}'
-        for k in set(own) & set(sub) if sub[k].shape != own[k].shape)
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(
-            f'{what}. Missing keys: {_list(missing)}. '
-            f'Unexpected keys: {_list(unexpected)}. '
-            f'Shape mismatches: {_list(mismatched)}.')
-    module.load_state_dict(sub, strict=True)
-
-
-def load_visual_weights(visual: torch.nn.Module,
-                        state: Dict[str, torch.Tensor],
-                        source: str = 'checkpoint') -> None:
-    """Strictly load the ``visual.*`` part of a full CLIP state dict.
-
-    The positional embedding is resized when the checkpoint was trained at
-    another resolution. Everything else must fit exactly.
-
-    Raises:
-        CheckpointMismatchError: naming every missing, unexpected and
-            shape-mismatched key. Nothing is loaded in that case.
-    """
-    prefix = 'visual.'
-    sub = {k[len(prefix):]: v for k, v in state.items()
-           if k.startswith(prefix)}
-    own = visual.state_dict()
-    if 'positional_embedding' in sub and 'positional_embedding' in own:
-        want = own['positional_embedding'].shape
-        if sub['positional_embedding'].shape[1:] == want[1:] and \
-                sub['positional_embedding'].shape[0] != want[0]:
-            grid = tuple(visual.grid_size)
-            sub['positional_embedding'] = resize_positional_embedding(
-                sub['positional_embedding'], grid)
-            MMLogger.get_current_instance().info(
-                f'Resized positional_embedding of {source} to grid {grid}')
-    strict_load(visual, sub, f'{source} does not fit this CLIP visual '
-                'model', prefix)
-
-
-def build_pretrained_visual(arch, pretrained: Optional[str],
-                            quick_gelu: Optional[bool] = None):
-    """Build the CLIP visual tower of ``arch`` with weights from ``pretrained``.
-
-    Args:
-        arch (str | dict): a name of :data:`ARCHS` or a dict of sizes.
-        pretrained (str, optional): ``None`` (random init), a path to a CLIP
-            checkpoint file (see :func:`load_clip_state_dict`), or an
-            open_clip pretrained tag for the arch (``'openai'``,
-            ``'laion2b_s34b_b79k'``, ...), downloaded by open_clip.
-        quick_gelu (bool, optional): QuickGELU activations (OpenAI weights).
-            Defaults to the tag's setting for tags and ``True`` otherwise.
-    """
-    cfg = get_arch(arch)
-    if pretrained is None or osp.isfile(str(pretrained)):
-        visual = build_visual(arch, quick_gelu=True if quick_gelu is None
-                              else quick_gelu)
-        if pretrained is not None:
-            load_visual_weights(visual, load_clip_state_dict(pretrained),
-                                source=str(pretrained))
-        return visual
-    name = cfg['open_clip_name']
-    tags = open_clip.list_pretrained_tags_by_model(name) if name else []
-    if pretrained not in tags:
-        raise ValueError(
-            f'pretrained={pretrained!r} is neither a file nor an open_clip '
-            f'pretrained tag of arch {arch!r}; known tags: {tags or "none"}')
-    if quick_gelu is None:
-        quick_gelu = open_clip.get_pretrained_cfg(name, pretrained).get(
-            'quick_gelu', False)
-    model = open_clip.create_model(name, pretrained=pretrained,
-                                   force_quick_gelu=quick_gelu)
-    visual = model.visual
-    if tuple(visual.image_size) != (cfg['vision']['image_size'], ) * 2:
-        raise ValueError(f'open_clip model {name} does not match arch {arch}')
-    return visual

@@ -8,33 +8,15 @@ token sequences shorter than CLIP's 77 (32 for MSR-VTT): with the causal
 mask, the features of a sequence cut after its end-of-text token equal those
 of the same sequence padded to 77.
 """
-import os.path as osp
-from typing import Dict, Optional, Union
+from typing import Optional, Union
 
-import open_clip
 import torch
 import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
-from open_clip.model import _build_text_tower
 
-from .clip import get_arch, load_clip_state_dict, strict_load
-
-#: keys of a full CLIP state dict that belong to neither tower.
-_SHARED_KEYS = ('logit_scale', 'logit_bias')
-
-
-def load_text_weights(text: nn.Module, state: Dict[str, torch.Tensor],
-                      source: str = 'checkpoint') -> None:
-    """Strictly load the text-tower part of a full CLIP state dict.
-
-    Raises:
-        CheckpointMismatchError: naming every missing, unexpected and
-            shape-mismatched key; nothing is loaded in that case.
-    """
-    sub = {k: v for k, v in state.items()
-           if not k.startswith('visual.') and k not in _SHARED_KEYS}
-    strict_load(text, sub, f'{source} does not fit this CLIP text model')
+from .clip import build_text, get_arch
+from .clip_weights import load_text_weights, resolve_pretrained
 
 
 @MODELS.register_module()
@@ -46,7 +28,8 @@ class CLIPTextEncoder(BaseModule):
             dict of sizes. Defaults to ``'ViT-B/16'``.
         pretrained (str, optional): ``None`` (random init), a CLIP checkpoint
             file (the one the video backbone reads), or an open_clip
-            pretrained tag. Defaults to None.
+            pretrained tag (see ``clip_weights.resolve_pretrained``).
+            Defaults to None.
         quick_gelu (bool, optional): QuickGELU activations; defaults to the
             tag's setting for tags, else True (OpenAI weights).
         grad_checkpointing (bool): recompute blocks in the backward pass.
@@ -62,32 +45,18 @@ class CLIPTextEncoder(BaseModule):
         super().__init__(init_cfg=init_cfg)
         cfg = get_arch(arch)
         self.context_length = cfg['text']['context_length']
-        if pretrained is None or osp.isfile(str(pretrained)):
-            self.text = _build_text_tower(
-                cfg['embed_dim'], cfg['text'],
-                quick_gelu=True if quick_gelu is None else quick_gelu)
-            if pretrained is not None:
-                load_text_weights(self.text, load_clip_state_dict(pretrained),
-                                  source=str(pretrained))
-        else:
-            name = cfg['open_clip_name']
-            tags = open_clip.list_pretrained_tags_by_model(name) if name \
-                else []
-            if pretrained not in tags:
-                raise ValueError(
-                    f'pretrained={pretrained!r} is neither a file nor an '
-                    f'open_clip pretrained tag of arch {arch!r}; known tags: '
-                    f'{tags or "none"}')
-            if quick_gelu is None:
-                quick_gelu = open_clip.get_pretrained_cfg(
-                    name, pretrained).get('quick_gelu', False)
-            model = open_clip.create_model(name, pretrained=pretrained,
-                                           force_quick_gelu=quick_gelu)
-            self.text = _build_text_tower(cfg['embed_dim'], cfg['text'],
-                                          quick_gelu=quick_gelu)
-            load_text_weights(self.text, model.state_dict(), source=name)
-        self.text.transformer.grad_checkpointing = grad_checkpointing
+        state, quick_gelu, source = resolve_pretrained(arch, pretrained,
+                                                       quick_gelu)
+        self.text = build_text(arch, quick_gelu=quick_gelu)
+        if state is not None:
+            load_text_weights(self.text, state, source=source)
         self.out_dim = cfg['embed_dim']
+        self.set_grad_checkpointing(grad_checkpointing)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the transformer blocks in the backward pass (open_clip's
+        switch of the same name)."""
+        self.text.transformer.grad_checkpointing = enable
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``tokens``: ``(N, L)`` ids with ``L <= context_length``, padded with
