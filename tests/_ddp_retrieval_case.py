@@ -16,7 +16,7 @@ def build_case():
     """(model, videos (B, 3, T, H, W), tokens (B, L)), deterministic."""
     torch.manual_seed(0)
     model = StanVideoTextRetriever(
-        backbone=dict(type='StanCLIPBackbone', arch='tiny', num_frames=4,
+        backbone=dict(type='StanCLIPBackbone', arch='tiny',
                       drop_path_rate=0.0),
         text_encoder=dict(type='CLIPTextEncoder', arch='tiny'),
         head=dict(type='VideoTextRetrievalHead', temperature=0.05,

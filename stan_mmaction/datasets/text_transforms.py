@@ -1,10 +1,11 @@
-"""Caption tokenisation with open_clip's tokenizer (no OpenAI ``clip``
-package, no HuggingFace)."""
+"""The caption tokenisation transform of retrieval pipelines."""
 from typing import Dict, List, Sequence, Union
 
 import torch
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
+
+from ..utils.tokenizer import tokenize
 
 
 class EmptyCaptionError(ValueError):
@@ -27,14 +28,12 @@ def _where(results: dict, index: int = None) -> str:
 @TRANSFORMS.register_module()
 class OpenCLIPTokenize(BaseTransform):
     """Tokenise ``results['text']`` (a caption or a list of captions) into
-    ``(n, context_length)`` int64 ids.
+    ``(n, context_length)`` int64 ids with
+    :func:`stan_mmaction.utils.tokenizer.tokenize`.
 
-    Truncation keeps the end-of-text token last (open_clip's tokenizer sets
-    the last id to it), so pooling at the end-of-text position still works
-    for captions longer than the context; the reference code cut to 32
-    tokens without it. CLIP's tokenizer lower-cases, fixes unicode with
-    ``ftfy`` and maps any character through its byte-level BPE, so non-ASCII
-    text tokenises without error.
+    Truncation keeps the end-of-text token last, so pooling at the
+    end-of-text position still works for captions longer than the context;
+    the authors' code cut to 32 tokens without it.
 
     Args:
         context_length (int): tokens per caption (32 for MSR-VTT/LSMDC, 77
@@ -46,28 +45,14 @@ class OpenCLIPTokenize(BaseTransform):
             annotation file and line when the dataset provides them.
     """
 
-    _tokenizer = None
-
     def __init__(self, context_length: int = 77, key: str = 'text'):
-        if context_length < 2:
-            raise ValueError('context_length must be >= 2 (start and end '
-                             f'tokens), got {context_length}')
+        tokenize('', context_length)  # validates context_length
         self.context_length = context_length
         self.key = key
 
-    @classmethod
-    def tokenizer(cls):
-        if cls._tokenizer is None:
-            from open_clip.tokenizer import SimpleTokenizer
-            cls._tokenizer = SimpleTokenizer()
-        return cls._tokenizer
-
     def tokenize(self, texts: Union[str, Sequence[str]]) -> torch.Tensor:
         """``(n, context_length)`` ids of one caption or a list of them."""
-        if isinstance(texts, str):
-            texts = [texts]
-        return self.tokenizer()(list(texts),
-                                context_length=self.context_length)
+        return tokenize(texts, self.context_length)
 
     def transform(self, results: Dict) -> Dict:
         texts = results[self.key]

@@ -1,22 +1,26 @@
 from .backbone import BRANCH_KEY, StanCLIPBackbone
-from .clip import (ARCHS, CheckpointMismatchError, build_clip,
-                   build_pretrained_visual, get_arch, load_clip_state_dict,
-                   load_visual_weights)
-from .retrieval import (CLIP_MEAN, CLIP_STD, RetrievalDataPreprocessor,
-                        StanVideoTextRetriever, VideoTextRetrievalHead,
-                        all_gather_with_grad)
+from .clip import (ARCHS, CLIP_MEAN, CLIP_STD, build_clip, build_text,
+                   build_visual, get_arch)
+from .clip_weights import (CheckpointMismatchError, load_clip_state_dict,
+                           load_text_weights, load_visual_weights,
+                           resolve_pretrained)
+from .data_preprocessors import RetrievalDataPreprocessor
+from .retrieval_head import VideoTextRetrievalHead, all_gather_with_grad
+from .retriever import StanVideoTextRetriever
 from .stan_branch import STANBranch, STANSpatialBlock
 from .temporal import STANTemporalAttention, STANTemporalConv
-from .text import CLIPTextEncoder, load_text_weights
+from .text import CLIPTextEncoder
 from .zero_shot import (DEFAULT_TEMPLATES, TextClassifierHead,
                         read_class_names, text_classifier)
 
 __all__ = [
-    'CLIP_MEAN', 'CLIP_STD', 'CLIPTextEncoder', 'RetrievalDataPreprocessor',
-    'StanVideoTextRetriever', 'VideoTextRetrievalHead', 'all_gather_with_grad',
-    'load_text_weights', 'DEFAULT_TEMPLATES', 'TextClassifierHead',
-    'read_class_names', 'text_classifier', 'ARCHS', 'BRANCH_KEY', 'CheckpointMismatchError', 'STANBranch',
-    'STANSpatialBlock', 'STANTemporalAttention', 'STANTemporalConv',
-    'StanCLIPBackbone', 'build_clip', 'build_pretrained_visual', 'get_arch',
-    'load_clip_state_dict', 'load_visual_weights'
+    'ARCHS', 'BRANCH_KEY', 'CLIP_MEAN', 'CLIP_STD', 'CLIPTextEncoder',
+    'CheckpointMismatchError', 'DEFAULT_TEMPLATES',
+    'RetrievalDataPreprocessor', 'STANBranch', 'STANSpatialBlock',
+    'STANTemporalAttention', 'STANTemporalConv', 'StanCLIPBackbone',
+    'StanVideoTextRetriever', 'TextClassifierHead', 'VideoTextRetrievalHead',
+    'all_gather_with_grad', 'build_clip', 'build_text', 'build_visual',
+    'get_arch', 'load_clip_state_dict', 'load_text_weights',
+    'load_visual_weights', 'read_class_names', 'resolve_pretrained',
+    'text_classifier'
 ]

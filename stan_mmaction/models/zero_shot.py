@@ -52,11 +52,10 @@ def text_classifier(text_encoder: nn.Module, class_names: Sequence[str],
     """``(num_classes, E)`` unit vectors: for each class, the mean of its
     L2-normalised prompt embeddings, normalised again (CLIP's zero-shot
     recipe)."""
-    from ..datasets.text_transforms import OpenCLIPTokenize
-    tok = OpenCLIPTokenize(context_length)
+    from ..utils.tokenizer import tokenize
     rows = []
     for name in class_names:
-        tokens = tok.tokenize([t.format(name) for t in templates])
+        tokens = tokenize([t.format(name) for t in templates], context_length)
         emb = F.normalize(text_encoder(tokens).float(), dim=-1)
         rows.append(F.normalize(emb.mean(0), dim=-1))
     return torch.stack(rows)

@@ -1,0 +1,143 @@
+"""The retrieval head: cosine similarity, temperature, symmetric InfoNCE.
+
+Across processes the head all-gathers both modalities **with gradients**
+(:func:`all_gather_with_grad`), so N processes compute the same loss and the
+same parameter gradients (after DDP's averaging) as one process holding the
+whole batch.
+"""
+import math
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+from mmengine.model import BaseModule
+
+
+def _world() -> Tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather rows of ``x`` (sizes may differ between ranks); the
+    backward sums every rank's gradient of the gathered tensor and returns
+    this rank's rows of it (a reduce-scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        rank, world = _world()
+        size = torch.tensor([x.shape[0]], device=x.device)
+        sizes = [torch.zeros_like(size) for _ in range(world)]
+        dist.all_gather(sizes, size)
+        sizes = [int(s.item()) for s in sizes]
+        longest = max(sizes)
+        padded = x.new_zeros((longest, ) + x.shape[1:])
+        padded[:x.shape[0]] = x
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded.contiguous())
+        ctx.rank, ctx.sizes = rank, sizes
+        return torch.cat([p[:n] for p, n in zip(parts, sizes)])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        start = sum(ctx.sizes[:ctx.rank])
+        return grad[start:start + ctx.sizes[ctx.rank]]
+
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` of every process in rank order, keeping gradients.
+
+    A no-op outside distributed runs.
+    """
+    if _world()[1] == 1:
+        return x
+    return _GatherWithGrad.apply(x)
+
+
+@MODELS.register_module()
+class VideoTextRetrievalHead(BaseModule):
+    """Cosine similarity, temperature and symmetric InfoNCE loss.
+
+    The logits are ``cos(video, text) / temperature``. The loss is the mean
+    of the text-to-video and video-to-text cross entropies over the whole
+    (all-gathered) batch; pair i of the batch is the positive of row i.
+
+    Args:
+        temperature (float): initial temperature (0.01 for B/32, 0.02 for
+            B/16 in the recipe, docs/architecture.md). Defaults to 0.01.
+        learnable_temperature (bool): learn ``log(1/temperature)`` (CLIP's
+            ``logit_scale``). Defaults to False.
+        temperature_range (tuple): a learnable temperature is clamped to
+            this interval. Defaults to (0.001, 1.0).
+        gather (bool): gather features across processes (with gradients)
+            before the loss. Defaults to True.
+        loss_weight (float): scale of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 temperature: float = 0.01,
+                 learnable_temperature: bool = False,
+                 temperature_range: Sequence[float] = (0.001, 1.0),
+                 gather: bool = True,
+                 loss_weight: float = 1.0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        low, high = temperature_range
+        if not 0 < low <= temperature <= high:
+            raise ValueError(
+                f'temperature={temperature} must lie in temperature_range '
+                f'{tuple(temperature_range)} with a positive lower end')
+        scale = torch.tensor(math.log(1.0 / temperature))
+        if learnable_temperature:
+            self.logit_scale = nn.Parameter(scale)
+        else:
+            self.register_buffer('logit_scale', scale)
+        self.scale_range = (math.log(1.0 / high), math.log(1.0 / low))
+        self.gather = gather
+        self.loss_weight = loss_weight
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return 1.0 / self.scale()
+
+    def scale(self) -> torch.Tensor:
+        """``1 / temperature`` (clamped)."""
+        return self.logit_scale.clamp(*self.scale_range).exp()
+
+    def similarity(self, video: torch.Tensor,
+                   text: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity ``(N_text, N_video)``."""
+        return F.normalize(text, dim=-1) @ F.normalize(video, dim=-1).t()
+
+    def loss(self, video: torch.Tensor,
+             text: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Symmetric InfoNCE of paired ``(B, E)`` video and text embeddings.
+
+        Returns ``loss_t2v`` and ``loss_v2t`` (each half of the symmetric
+        loss, so their sum is it) and the current ``temperature``.
+        """
+        if video.shape != text.shape:
+            raise ValueError('paired video and text embeddings must have the '
+                             f'same shape, got {tuple(video.shape)} and '
+                             f'{tuple(text.shape)}')
+        video = F.normalize(video, dim=-1)
+        text = F.normalize(text, dim=-1)
+        if self.gather:
+            video = all_gather_with_grad(video)
+            text = all_gather_with_grad(text)
+        logits = self.scale() * text @ video.t()
+        target = torch.arange(logits.shape[0], device=logits.device)
+        # Every process computes the whole batch's loss L. The gather's
+        # backward sums the processes' gradients of their rows (N x dL/df)
+        # and DDP averages parameter gradients (/ N): exactly dL/dtheta.
+        weight = 0.5 * self.loss_weight
+        return dict(
+            loss_t2v=weight * F.cross_entropy(logits, target),
+            loss_v2t=weight * F.cross_entropy(logits.t(), target),
+            temperature=self.temperature.detach())
