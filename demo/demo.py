@@ -17,18 +17,18 @@ Example:
         --label-map data/kinetics400/label_map_k400.txt
 """
 import argparse
-import os.path as osp
 import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-sys.path.insert(0, REPO_ROOT)
-import _bootstrap  # noqa: E402,F401
+import torch
+from mmengine.config import DictAction
+from mmengine.utils import ProgressBar
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.utils import ProgressBar  # noqa: E402
+# Repairs the pinned stack before any config is parsed, registers our modules.
+import stan_mmaction  # noqa: F401
+from stan_mmaction.apis import (VideoReadError, init_model, iter_clips,
+                                recognize_clip)
+from stan_mmaction.models import read_class_names
+from stan_mmaction.utils import clip_shape
 
 
 def parse_args(argv=None):
@@ -85,18 +85,12 @@ def write_annotated(path, video, windows, labels, max_side=320):
 
 def main(argv=None):
     args = parse_args(argv)
-    from stan_mmaction.apis import (VideoReadError, clip_geometry,
-                                    init_model, iter_clips, recognize_clip)
-    from stan_mmaction.models import read_class_names
-    from stan_mmaction.utils import load_config
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     labels = read_class_names(args.label_map)
-    model = init_model(cfg, checkpoint, args.device)
-    frames, short, crop = clip_geometry(cfg)
+    model = init_model(args.config, checkpoint, args.device,
+                       cfg_options=args.cfg_options)
+    shape = clip_shape(model.cfg)
 
     import decord
     try:
@@ -107,8 +101,8 @@ def main(argv=None):
     windows, scores, tops = [], [], []
     bar = ProgressBar(-(-total // window), file=sys.stderr)
     try:
-        for clip, span, _ in iter_clips(args.video, frames, short, crop,
-                                        window):
+        for clip, span, _ in iter_clips(args.video, shape.frames,
+                                        shape.short_side, shape.crop, window):
             score = recognize_clip(model, clip)
             if score.numel() != len(labels):
                 raise SystemExit(f'the model has {score.numel()} classes, '

@@ -55,7 +55,7 @@ def test_cli_reports_params_and_flops():
     res = run_tool(['analysis_tools/get_flops.py',
                     'configs/demo/stan_tiny_synthetic.py'])
     assert res.returncode == 0, res.stderr
-    assert 'Input shape: (1, 1, 3, 8, 32, 32)' in res.stdout
+    assert 'Input shape: (1, 3, 8, 32, 32)' in res.stdout
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from stan_mmaction.utils import build_model_without_weights

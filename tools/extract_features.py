@@ -58,11 +58,8 @@ def video_list(source: str, prefix: str):
 def main(argv=None):
     args = parse_args(argv)
     from stan_mmaction.apis import VideoReadError, embed_video, init_model
-    from stan_mmaction.utils import load_config
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    model = init_model(cfg, args.checkpoint)
+    model = init_model(args.config, args.checkpoint,
+                       cfg_options=args.cfg_options)
     videos = video_list(args.videos, args.data_prefix)
     os.makedirs(args.out_dir, exist_ok=True)
     failed, written = [], []

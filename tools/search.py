@@ -69,17 +69,9 @@ def file_key(path: str):
     return (st.st_size, int(st.st_mtime_ns))
 
 
-def load_model(config, checkpoint, cfg_options):
-    from stan_mmaction.apis import init_model
-    from stan_mmaction.utils import load_config
-    cfg = load_config(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return init_model(cfg, checkpoint)
-
-
 def cmd_index(args):
-    from stan_mmaction.apis import VideoReadError, embed_video, list_videos
+    from stan_mmaction.apis import (VideoReadError, embed_video, init_model,
+                                    list_videos)
     if not osp.isdir(args.folder):
         raise SystemExit(f'{args.folder} is not a folder')
     config = osp.abspath(args.config)
@@ -97,7 +89,8 @@ def cmd_index(args):
     videos = [osp.abspath(p) for p in list_videos(args.folder)]
     todo = [p for p in videos
             if p not in entries or entries[p]['key'] != file_key(p)]
-    model = load_model(config, checkpoint, args.cfg_options) if todo else None
+    model = init_model(config, checkpoint, cfg_options=args.cfg_options) \
+        if todo else None
     failed = []
     if todo:
         print(f'Indexing {len(todo)} new or changed video(s) '
@@ -151,7 +144,7 @@ def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
 
 
 def cmd_query(args):
-    from stan_mmaction.apis import embed_texts
+    from stan_mmaction.apis import embed_texts, init_model
     if not osp.isfile(args.index):
         raise SystemExit(
             f'No index at {args.index}. Build one first: python '
@@ -168,8 +161,8 @@ def cmd_query(args):
             f'--index NEW_INDEX')
     if not index['entries']:
         raise SystemExit(f'{args.index} holds no videos')
-    model = load_model(index['config'], index['checkpoint'],
-                       index['cfg_options'])
+    model = init_model(index['config'], index['checkpoint'],
+                       cfg_options=index['cfg_options'])
     paths = sorted(index['entries'])
     videos = torch.stack([index['entries'][p]['embedding'] for p in paths])
     text = embed_texts(model, [args.text])[0]

@@ -1,9 +1,11 @@
-from .inference import (VIDEO_EXTS, VideoReadError, clip_geometry,
-                        embed_clip, embed_texts, embed_video, init_model,
-                        iter_clips, list_videos, recognize_clip)
+from .inference import (VIDEO_EXTS, VideoReadError, embed_clip, embed_texts,
+                        embed_video, init_model, is_retrieval_model,
+                        iter_clips, list_videos, recognize_clip,
+                        video_embedding_forward, video_forward)
 
 __all__ = [
-    'VIDEO_EXTS', 'VideoReadError', 'clip_geometry', 'embed_clip',
-    'embed_texts', 'embed_video', 'init_model', 'iter_clips', 'list_videos',
-    'recognize_clip'
+    'VIDEO_EXTS', 'VideoReadError', 'embed_clip', 'embed_texts',
+    'embed_video', 'init_model', 'is_retrieval_model', 'iter_clips',
+    'list_videos', 'recognize_clip', 'video_embedding_forward',
+    'video_forward'
 ]

@@ -1,7 +1,8 @@
 """Using a trained (or zero-shot) model on video files: build it, decode
 clips with bounded memory, embed videos and captions, score labels."""
+import copy
 import os.path as osp
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -9,6 +10,9 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+
+from ..utils.clip_shape import clip_shape
+from ..utils.tokenizer import tokenize
 
 VIDEO_EXTS = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v', '.mpg',
               '.mpeg')
@@ -18,15 +22,39 @@ class VideoReadError(RuntimeError):
     """A video file cannot be opened or decoded."""
 
 
-def init_model(config, checkpoint: Optional[str] = None,
-               device: str = 'cpu'):
-    """Build the model of ``config`` (path or Config) and load
-    ``checkpoint`` (a runner checkpoint; ``None`` keeps the weights the
-    config's ``pretrained`` gives, e.g. CLIP weights for zero-shot)."""
-    from ..utils import load_config
-    cfg = load_config(config) if isinstance(config, str) else config
+def init_model(config: Union[str, Config],
+               checkpoint: Optional[str] = None,
+               device: str = 'cpu',
+               cfg_options: Optional[dict] = None,
+               random_weights: bool = False):
+    """Build the model of a config for inference (MMAction2's
+    ``init_recognizer`` / MMDetection's ``init_detector`` shape).
+
+    Args:
+        config (str | Config): a config file (``mmaction::`` paths work) or
+            a loaded config.
+        checkpoint (str, optional): a runner checkpoint to load strictly;
+            ``None`` keeps the weights the config's ``pretrained`` gives
+            (e.g. CLIP weights for zero-shot).
+        device (str): where the model goes. Defaults to ``'cpu'``.
+        cfg_options (dict, optional): overrides merged into the config
+            (``--cfg-options`` of the tools).
+        random_weights (bool): strip every weight source of the config
+            (``pretrained`` keys, ``Pretrained`` init_cfg) and build with
+            random weights: nothing is downloaded (FLOP counting,
+            benchmarks). Defaults to False.
+
+    Returns:
+        nn.Module: the model in eval mode, with the config as ``model.cfg``.
+    """
+    from ..utils import load_config, strip_pretrained
+    cfg = load_config(config) if isinstance(config, str) else \
+        copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
-    model = MODELS.build(cfg.model)
+    model_cfg = strip_pretrained(cfg.model) if random_weights else cfg.model
+    model = MODELS.build(model_cfg)
     if checkpoint is not None:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
@@ -34,22 +62,35 @@ def init_model(config, checkpoint: Optional[str] = None,
     return model.to(device).eval()
 
 
-def clip_geometry(cfg: Config) -> Tuple[int, int, int]:
-    """(frames, short side, crop) of one test view, from the config's test
-    pipeline."""
-    frames, short, crop = 8, 224, 224
-    for step in cfg.test_dataloader.dataset.pipeline:
-        kind = step.get('type')
-        if kind in ('UniformSample', 'SampleFrames'):
-            frames = step.get('clip_len', frames)
-        elif kind == 'Resize':
-            scale = step.get('scale')
-            if isinstance(scale, (tuple, list)):
-                short = max(scale[1], 0) if scale[0] == -1 else min(scale)
-        elif kind in ('CenterCrop', 'ThreeCrop', 'TenCrop'):
-            crop = step.get('crop_size', crop)
-    crop = crop if isinstance(crop, int) else crop[0]
-    return frames, max(short, crop), crop
+def is_retrieval_model(model) -> bool:
+    """True for video-text models (a video tower and a text tower:
+    ``encode_video`` and ``encode_text``)."""
+    return callable(getattr(model, 'encode_video', None)) and \
+        callable(getattr(model, 'encode_text', None))
+
+
+def video_forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's forward on one view per video, for timing and counting.
+
+    Input: ``ClipShape.input_shape(batch)``, i.e. ``(B, 3, T, H, W)``, or
+    ``(B, T, 3, H, W)`` for 2D (NCHW) recognizers. Retrieval models: the
+    video tower (the text side runs once per caption, not per clip).
+    Recognizers: MMAction2's ``mode='tensor'`` forward (the backbone's
+    features, through the recognizer's own input handling).
+    """
+    if is_retrieval_model(model):
+        return model.encode_video
+    fmt = getattr(model.data_preprocessor, 'format_shape', 'NCTHW')
+    if fmt == 'NCHW':
+        return lambda x: model(x, mode='tensor')
+    return lambda x: model(x[:, None], mode='tensor')
+
+
+def video_embedding_forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``(B, 3, T, H, W)`` -> ``(B, E)`` video embeddings: a retrieval
+    model's video tower, or a recognizer's backbone."""
+    return model.encode_video if is_retrieval_model(model) else \
+        model.backbone
 
 
 def _open(path: str):
@@ -127,11 +168,7 @@ def clip_tensor(model, clip: np.ndarray) -> torch.Tensor:
 def embed_clip(model, clip: np.ndarray) -> torch.Tensor:
     """L2-normalised video embedding ``(E,)`` of one clip (a retrieval
     model's video tower, or a recognizer's backbone)."""
-    x = clip_tensor(model, clip)
-    if hasattr(model, 'encode_video'):
-        emb = model.encode_video(x)
-    else:
-        emb = model.backbone(x)
+    emb = video_embedding_forward(model)(clip_tensor(model, clip))
     return F.normalize(emb.float().flatten(1), dim=-1)[0].cpu()
 
 
@@ -139,24 +176,20 @@ def embed_clip(model, clip: np.ndarray) -> torch.Tensor:
 def embed_video(model, path: str, window: Optional[int] = None
                 ) -> torch.Tensor:
     """Mean of the clip embeddings of a video, normalised (E,)."""
-    frames, short, crop = clip_geometry(model.cfg)
-    embs = [embed_clip(model, clip)
-            for clip, _, _ in iter_clips(path, frames, short, crop, window)]
+    shape = clip_shape(model.cfg)
+    embs = [embed_clip(model, clip) for clip, _, _ in iter_clips(
+        path, shape.frames, shape.short_side, shape.crop, window)]
     return F.normalize(torch.stack(embs).mean(0), dim=-1)
 
 
 @torch.no_grad()
 def embed_texts(model, texts: Sequence[str]) -> torch.Tensor:
     """L2-normalised caption embeddings ``(N, E)`` of a retrieval model."""
-    from ..datasets.text_transforms import OpenCLIPTokenize
-    if not hasattr(model, 'encode_text'):
+    if not is_retrieval_model(model):
         raise ValueError('this model has no text tower; use a retrieval '
                          'config (e.g. configs/stan_vitb32_msrvtt.py)')
-    length = 77
-    for step in model.cfg.test_dataloader.dataset.pipeline:
-        if step.get('type') == 'OpenCLIPTokenize':
-            length = step.get('context_length', 77)
-    tokens = OpenCLIPTokenize(length).tokenize(list(texts))
+    length = clip_shape(model.cfg).context_length or 77
+    tokens = tokenize(list(texts), length)
     device = next(model.parameters()).device
     return F.normalize(model.encode_text(tokens.to(device)).float(),
                        dim=-1).cpu()

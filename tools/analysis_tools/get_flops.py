@@ -21,28 +21,14 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import _bootstrap  # noqa: E402,F401
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402,F401
-from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
-from stan_mmaction.utils import (build_model_without_weights,  # noqa: E402
-                                 load_config)
-from stan_mmaction.utils.flops import count_flops  # noqa: E402
+from stan_mmaction.apis import init_model, video_forward  # noqa: E402
+from stan_mmaction.utils import clip_shape, count_flops  # noqa: E402
 
 
 def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def default_shape(cfg: Config):
-    """(N, C, T, H, W) of one view, from the backbone and pipeline."""
-    backbone = cfg.model.get('backbone', {})
-    frames = backbone.get('num_frames', 8)
-    size = 224
-    if backbone.get('arch') == 'tiny':
-        size = 32
-    fmt = cfg.model.get('data_preprocessor', {}).get('format_shape', 'NCTHW')
-    return (1, 3, frames, size, size) if fmt == 'NCTHW' else (frames, 3,
-                                                                size, size)
 
 
 def parse_args():
@@ -50,8 +36,9 @@ def parse_args():
     parser.add_argument('config', help='config file (mmaction:: paths work)')
     parser.add_argument(
         '--shape', type=int, nargs='+', default=None,
-        help='input of one view, e.g. "1 3 8 224 224" (NCTHW) or '
-        '"8 3 224 224" (NCHW, T frames as the batch); default from config')
+        help='input of one view per video, "B 3 T H W" (NCTHW models, '
+        'e.g. "1 3 8 224 224") or "B T 3 H W" (2D NCHW models); default: '
+        'batch 1 of the config\'s test pipeline (clip_len, crop)')
     parser.add_argument('--depth', type=int, default=3,
                         help='module depth of the breakdown')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -60,18 +47,15 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmaction'))
-    model = build_model_without_weights(cfg.model).eval()
-    shape = tuple(args.shape) if args.shape else default_shape(cfg)
-    inputs = torch.randn(1, *shape)  # one batch of one view
+    model = init_model(args.config, cfg_options=args.cfg_options,
+                       random_weights=True)
+    shape = tuple(args.shape) if args.shape else \
+        clip_shape(model.cfg).input_shape(1)
+    inputs = torch.randn(*shape)
     # Retrieval models: the video tower (the text side runs once per
     # caption, not per clip).
-    forward = model.encode_video if hasattr(model, 'encode_video') else \
-        (lambda x: model(x, mode='tensor'))
-    total, per_module = count_flops(forward, inputs, depth=args.depth)
+    total, per_module = count_flops(video_forward(model), inputs,
+                                    depth=args.depth)
     print(f'Config: {args.config}')
     print(f'Input shape: {tuple(inputs.shape)}')
     print(f'Params: {count_params(model) / 1e6:.2f} M')
