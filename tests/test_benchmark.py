@@ -56,22 +56,6 @@ def test_benchmark_tool_writes_table_json_and_plots(tmp_path):
         assert (out / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-def test_peak_memory_sees_a_temporary_allocation():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'benchmark', osp.join(REPO_ROOT, 'tools', 'analysis_tools',
-                              'benchmark.py'))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    with bench.PeakMemory('cpu') as mem:
-        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
-        del block
-    assert 60 * 2**20 < mem.peak < 200 * 2**20
-    with bench.PeakMemory('cpu') as small:
-        torch.ones(16)
-    assert small.peak < 8 * 2**20
-
-
 def test_sdpa_regrouping_equals_multihead_attention():
     """The fused path on a strided (time-major) view equals PyTorch's
     nn.MultiheadAttention on a contiguous copy."""
@@ -88,7 +72,7 @@ def test_sdpa_regrouping_equals_multihead_attention():
 
 def _tiny(**kwargs):
     torch.manual_seed(0)
-    model = StanCLIPBackbone(arch='tiny', num_frames=4, drop_path_rate=0.0,
+    model = StanCLIPBackbone(arch='tiny', drop_path_rate=0.0,
                              **kwargs).eval()
     with torch.no_grad():  # non-trivial temporal modules
         for name, p in model.named_parameters():

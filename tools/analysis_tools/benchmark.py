@@ -27,102 +27,30 @@ import copy
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+from benchmark_report import markdown, plot, plot_retrieval  # noqa: E402
 
-from stan_mmaction.utils import (build_model_without_weights,  # noqa: E402
-                                 load_config)
-from stan_mmaction.utils.flops import count_flops  # noqa: E402
+from stan_mmaction.apis import init_model, video_forward  # noqa: E402
+from stan_mmaction.utils import clip_shape, count_flops, load_config  # noqa: E402,E501
+from stan_mmaction.utils.profiling import (PeakMemory,  # noqa: E402
+                                           machine, matmul_rate,
+                                           measure_alternating)
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
 
 
-# -- memory ---------------------------------------------------------------------
-def _rss_kb(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    return 0
-
-
-class PeakMemory:
-    """Peak memory of a block above what the process held when it began
-    (bytes). CPU: resets the kernel's peak-RSS mark (VmHWM); GPU: CUDA's
-    allocator statistics."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self.peak = 0
-
-    def __enter__(self):
-        if self.device == 'cuda':
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')  # reset VmHWM to the current RSS
-            self.base = _rss_kb('VmRSS') * 1024
-        return self
-
-    def __exit__(self, *exc):
-        if self.device == 'cuda':
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self.peak = _rss_kb('VmHWM') * 1024 - self.base
-        return False
-
-
-def _sync(device):
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def timed(fn: Callable, device: str) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
 # -- models -----------------------------------------------------------------------
-def input_size(cfg) -> int:
-    return 32 if cfg.model.get('backbone', {}).get('arch') == 'tiny' else 224
-
-
-def video_forward(model) -> Callable:
-    """``(B, 3, T, H, W)`` -> the model's output for one view per clip."""
-    if hasattr(model, 'encode_video'):
-        return model.encode_video
-    return lambda x: model(x[:, None], mode='tensor')
-
-
-def set_grad_checkpointing(model, on: bool) -> bool:
-    """Switch gradient checkpointing of a StanCLIPBackbone (CLIP blocks and
-    branch); False when the model has no such switch."""
-    backbone = getattr(model, 'backbone', None)
-    if backbone is None or not hasattr(backbone, 'grad_checkpointing'):
-        return False
-    backbone.grad_checkpointing = on
-    if getattr(backbone, 'stan_branch', None) is not None:
-        backbone.stan_branch.grad_checkpointing = on
-    return True
-
-
 def _output_tensor(out):
     while isinstance(out, (tuple, list)):
         out = out[0]
@@ -130,23 +58,21 @@ def _output_tensor(out):
 
 
 class ModelCase:
-    """One config: the model, its inputs and the callables to time."""
+    """One config: the model (random weights), its input shape (from the
+    config's test pipeline) and the callables to time."""
 
     def __init__(self, config: str, args, device: str):
-        cfg = load_config(config)
-        init_default_scope(cfg.get('default_scope', 'mmaction'))
         self.name = osp.splitext(osp.basename(config))[0]
         self.config = config
-        self.size = input_size(cfg)
-        self.frames = cfg.model.get('backbone', {}).get('num_frames', 8)
-        self.device = device
         torch.manual_seed(0)
-        self.model = build_model_without_weights(cfg.model).to(device).eval()
+        self.model = init_model(config, device=device, random_weights=True)
+        self.shape = clip_shape(self.model.cfg)
+        self.frames = self.shape.frames
+        self.device = device
         self.params = sum(p.numel() for p in self.model.parameters())
-        x = torch.randn(1, 3, self.frames, self.size, self.size)
-        fwd = video_forward(self.model)
         with torch.no_grad():
-            self.flops = count_flops(fwd, x.to(device))[0]
+            self.flops = count_flops(video_forward(self.model),
+                                     self.input(1, self.frames))[0]
         self.variants = {'fp32': self.model}
         for name in args.dtypes:
             if name != 'fp32':
@@ -159,6 +85,11 @@ class ModelCase:
             self.compiled = {k: torch.compile(video_forward(m))
                              for k, m in self.variants.items()}
 
+    def input(self, batch: int, frames: int, dtype: str = 'fp32'):
+        shape = list(self.shape.input_shape(batch))
+        shape[1 if self.shape.format_shape == 'NCHW' else 2] = frames
+        return torch.randn(*shape, device=self.device, dtype=DTYPES[dtype])
+
     def forward_fn(self, dtype: str, compiled: bool = False) -> Callable:
         if compiled:
             return self.compiled[dtype]
@@ -166,8 +97,7 @@ class ModelCase:
 
     def infer(self, batch: int, frames: int, dtype: str,
               compiled: bool = False):
-        x = torch.randn(batch, 3, frames, self.size, self.size,
-                        device=self.device, dtype=DTYPES[dtype])
+        x = self.input(batch, frames, dtype)
         fn = self.forward_fn(dtype, compiled)
 
         def run():
@@ -175,18 +105,30 @@ class ModelCase:
                 return fn(x)
         return run
 
+    @property
+    def has_grad_checkpointing(self) -> bool:
+        return callable(getattr(self.model, 'set_grad_checkpointing', None)) \
+            or callable(getattr(getattr(self.model, 'backbone', None),
+                                'set_grad_checkpointing', None))
+
+    def _set_grad_checkpointing(self, enable: bool) -> None:
+        target = self.model if callable(getattr(
+            self.model, 'set_grad_checkpointing', None)) else \
+            self.model.backbone
+        target.set_grad_checkpointing(enable)
+
     def train_step(self, batch: int, checkpointing: bool):
         model = self.model
-        x = torch.randn(batch, 3, self.frames, self.size, self.size,
-                        device=self.device)
+        if checkpointing and not self.has_grad_checkpointing:
+            raise RuntimeError(f'{self.name}: no set_grad_checkpointing')
+        x = self.input(batch, self.frames)
         optim = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=1e-6)
         fwd = video_forward(model)
 
         def run():
-            ok = set_grad_checkpointing(model, checkpointing)
-            if checkpointing and not ok:
-                raise RuntimeError('no gradient checkpointing switch')
+            if self.has_grad_checkpointing:
+                self._set_grad_checkpointing(checkpointing)
             model.train()
             out = _output_tensor(fwd(x))
             loss = out.float().square().mean()
@@ -194,34 +136,15 @@ class ModelCase:
             loss.backward()
             optim.step()
             model.eval()
-            set_grad_checkpointing(model, False)
+            if self.has_grad_checkpointing:
+                self._set_grad_checkpointing(False)
         return run
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls run at least at the fp32 rate."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
-
-
-def matmul_rate(dtype: torch.dtype, device: str, n: int = 4096):
-    if device == 'cpu' and dtype == torch.bfloat16 and \
-            not cpu_has_native_bf16():
-        n = 512  # emulated bf16 runs at <1 GFLOP/s; keep the run short
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    return (lambda: a @ b), 2 * n**3
 
 
 def embedding_cosine(case: ModelCase, dtype: str, batch: int = 1) -> float:
     """Mean cosine similarity of the ``dtype`` model's outputs to fp32."""
     torch.manual_seed(1)
-    x = torch.randn(batch, 3, case.frames, case.size, case.size,
-                    device=case.device)
+    x = case.input(batch, case.frames)
     with torch.inference_mode():
         ref = _output_tensor(case.forward_fn('fp32')(x)).float()
         low = _output_tensor(case.forward_fn(dtype)(x.to(
@@ -229,29 +152,7 @@ def embedding_cosine(case: ModelCase, dtype: str, batch: int = 1) -> float:
     return F.cosine_similarity(ref.flatten(1), low.flatten(1)).mean().item()
 
 
-# -- alternating measurements ---------------------------------------------------
-def measure_alternating(tasks: Dict[str, Callable], repeats: int,
-                        warmup: int, device: str) -> Dict[str, dict]:
-    """``tasks``: key -> zero-argument callable. Warm each up, then run all
-    of them ``repeats`` times in alternation; median seconds and peak
-    memory (of the first timed run)."""
-    for fn in tasks.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in tasks}
-    memory = {}
-    for r in range(repeats):
-        for key, fn in tasks.items():
-            if r == 0:
-                with PeakMemory(device) as mem:
-                    times[key].append(timed(fn, device))
-                memory[key] = mem.peak
-            else:
-                times[key].append(timed(fn, device))
-    return {k: dict(seconds=statistics.median(v), runs=v,
-                    peak_bytes=memory[k]) for k, v in times.items()}
-
-
+# -- probes ---------------------------------------------------------------------
 def retrieval_eval(sizes: List[int], dim: int = 512,
                    repeats: int = 1) -> List[dict]:
     from stan_mmaction.evaluation import retrieval_metrics
@@ -280,6 +181,7 @@ def data_loading(workers: List[int], samples: int, real_video: str,
     """Clips/s of the K400 8-frame training pipeline over synthetic MP4s
     (and a real MP4 when given) with 0, 1, 2 DataLoader workers."""
     from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
     from torch.utils.data import DataLoader
 
     from stan_mmaction.datasets import StanVideoDataset, make_synthetic_dataset
@@ -320,127 +222,6 @@ def data_loading(workers: List[int], samples: int, real_video: str,
             results.append(dict(source=label, workers=w,
                                 clips_per_s=count / seconds))
     return results
-
-
-# -- output -------------------------------------------------------------------------
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = dict(cpu=cpu, threads=torch.get_num_threads(),
-                cpu_capability=torch.backends.cpu.get_cpu_capability(),
-                native_bf16=cpu_has_native_bf16(),
-                torch=torch.__version__, python=platform.python_version())
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name()
-    return info
-
-
-def plot(results: dict, path: str) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, rows in results['frames_sweep'].items():
-        frames = [r['frames'] for r in rows]
-        ax.plot(frames, [r['seconds'] for r in rows], marker='o', label=name)
-    ax.set_xlabel('frames (batch 1, fp32)')
-    ax.set_ylabel('inference time (s)')
-    ax.set_title(results['machine']['cpu'][:60], fontsize=8)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_retrieval(rows: List[dict], path: str) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax1 = plt.subplots(figsize=(6, 4))
-    n = [r['n'] for r in rows]
-    ax1.plot(n, [r['seconds'] for r in rows], marker='o', color='C0')
-    ax1.set_xlabel('N videos = N captions (all metrics, both directions, '
-                   'DSL)')
-    ax1.set_ylabel('time (s)', color='C0')
-    ax2 = ax1.twinx()
-    ax2.plot(n, [r['peak_extra_bytes'] / 2**20 for r in rows], marker='s',
-             color='C1')
-    ax2.set_ylabel('peak extra memory (MiB)', color='C1')
-    ax1.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def markdown(results: dict) -> str:
-    m = results['machine']
-    lines = [f"Machine: {m['cpu']}, {m['threads']} threads, torch "
-             f"{m['torch']}, CPU kernels {m['cpu_capability']}, native bf16: "
-             f"{'yes' if m['native_bf16'] else 'no'}" +
-             (f", GPU {m['gpu']}" if 'gpu' in m else ''), '']
-    rates = results['matmul']
-    lines.append('Matmul rate: ' + ', '.join(
-        f'{k} {v["gflops_per_s"]:.0f} GFLOP/s' for k, v in rates.items()))
-    lines += ['', '| model | params (M) | GFLOPs | batch | dtype | time (s) '
-              '| clips/s | GFLOP/s | % of fp32 matmul | peak mem (MiB) |',
-              '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|']
-    fp32_rate = rates['fp32']['gflops_per_s']
-    for row in results['inference']:
-        lines.append(
-            f"| {row['model']} | {row['params'] / 1e6:.2f} | "
-            f"{row['gflops']:.1f} | {row['batch']} | {row['dtype']}"
-            f"{' compiled' if row.get('compiled') else ''} | "
-            f"{row['seconds']:.3f} | {row['clips_per_s']:.2f} | "
-            f"{row['gflops_per_s']:.0f} | "
-            f"{100 * row['gflops_per_s'] / fp32_rate:.0f}% | "
-            f"{row['peak_bytes'] / 2**20:.0f} |")
-    if results.get('ratios'):
-        lines += ['', '| model vs first | time ratio | FLOPs ratio | '
-                  'time / FLOPs ratio |', '|---|---:|---:|---:|']
-        for row in results['ratios']:
-            lines.append(f"| {row['model']} | {row['time_ratio']:.3f} | "
-                         f"{row['flops_ratio']:.3f} | "
-                         f"{row['time_ratio'] / row['flops_ratio']:.3f} |")
-    if results.get('low_precision'):
-        lines += ['', '| model | dtype | speed-up vs fp32 | cosine to fp32 |',
-                  '|---|---|---:|---:|']
-        for row in results['low_precision']:
-            lines.append(f"| {row['model']} | {row['dtype']} | "
-                         f"{row['speedup']:.2f}x | {row['cosine']:.4f} |")
-    if results.get('training'):
-        lines += ['', '| model | batch | train step (s) | x inference | '
-                  'peak mem (MiB) | with grad ckpt (s) | ckpt peak (MiB) | '
-                  'memory cut | time x |',
-                  '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
-        for row in results['training']:
-            ck = row.get('ckpt_seconds')
-            lines.append(
-                f"| {row['model']} | {row['batch']} | {row['seconds']:.2f} | "
-                f"{row['x_inference']:.2f} | "
-                f"{row['peak_bytes'] / 2**20:.0f} | " +
-                (f"{ck:.2f} | {row['ckpt_peak_bytes'] / 2**20:.0f} | "
-                 f"{100 * (1 - row['ckpt_peak_bytes'] / row['peak_bytes']):.0f}"
-                 f"% | {ck / row['seconds']:.2f} |" if ck else '- | - | - | - |'))
-    if results.get('retrieval_eval'):
-        lines += ['', '| N x N | time (s) | peak extra memory (MiB) |',
-                  '|---:|---:|---:|']
-        for row in results['retrieval_eval']:
-            lines.append(f"| {row['n']} | {row['seconds']:.2f} | "
-                         f"{row['peak_extra_bytes'] / 2**20:.0f} |")
-    if results.get('data_loading'):
-        lines += ['', '| video source | workers | clips/s |', '|---|---:|---:|']
-        for row in results['data_loading']:
-            lines.append(f"| {row['source']} | {row['workers']} | "
-                         f"{row['clips_per_s']:.2f} |")
-    return '\n'.join(lines) + '\n'
 
 
 # -- main -------------------------------------------------------------------------
@@ -514,28 +295,16 @@ def probe_memory(config: str, mode: str, batch: int, threads) -> int:
     return result if mode == 'retrieval' else result['peak_bytes']
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.memory_probe:
-        return run_memory_probe(args)
-    os.makedirs(args.out_dir, exist_ok=True)
-    device = args.device
-    if device == 'cpu' and 'fp16' in args.dtypes:
-        raise SystemExit('fp16 is for GPUs; on CPU use --dtypes fp32 bf16')
-    results = dict(machine=machine(), args=vars(args), inference=[],
-                   frames_sweep={}, training=[], ratios=[],
-                   low_precision=[])
-    cases = [ModelCase(c, args, device) for c in args.configs]
-
-    # Inference (and the matmul rate) in alternation.
-    tasks, keys = {}, {}
+def run_inference(cases: List[ModelCase], args, device: str,
+                  results: dict) -> None:
+    """Phase 1: inference of every config, batch and dtype, the frames
+    sweep and the matmul rate, all in one alternation; then the time/FLOPs
+    ratios to the first config and the low-precision speed-ups."""
+    tasks, flops = {}, {}
     for name in args.dtypes:
         if name == 'fp32' or device == 'cuda' or name == 'bf16':
-            fn, flops = matmul_rate(DTYPES[name], device)
+            fn, flops[('matmul', name)] = matmul_rate(DTYPES[name], device)
             tasks[('matmul', name)] = fn
-            keys[('matmul', name)] = flops
     for case in cases:
         for batch in args.batch_sizes:
             for dtype in args.dtypes:
@@ -551,7 +320,7 @@ def main(argv=None):
     timing = measure_alternating(tasks, args.repeats, args.warmup, device)
     results['matmul'] = {
         k[1]: dict(seconds=v['seconds'],
-                   gflops_per_s=keys[k] / v['seconds'] / 1e9)
+                   gflops_per_s=flops[k] / v['seconds'] / 1e9)
         for k, v in timing.items() if k[0] == 'matmul'}
     for case in cases:
         for batch in args.batch_sizes:
@@ -599,88 +368,122 @@ def main(argv=None):
                     row(case.name, b0, dtype)['seconds'],
                     cosine=embedding_cosine(case, dtype)))
 
-    if args.train_batch:
-        tasks = {}
-        for case in cases:
-            tasks[(case.name, 'train')] = case.train_step(args.train_batch,
-                                                          False)
-            tasks[(case.name, 'infer')] = case.infer(args.train_batch,
-                                                     case.frames, 'fp32')
-            if args.grad_checkpointing and set_grad_checkpointing(
-                    case.model, False):
-                tasks[(case.name, 'ckpt')] = case.train_step(
-                    args.train_batch, True)
-        timing = measure_alternating(tasks, max(1, args.repeats // 2),
-                                     1, device)
-        for case in cases:
-            t = timing[(case.name, 'train')]
-            entry = dict(model=case.name, batch=args.train_batch,
-                         seconds=t['seconds'], peak_bytes=t['peak_bytes'],
-                         x_inference=t['seconds'] /
-                         timing[(case.name, 'infer')]['seconds'])
-            if (case.name, 'ckpt') in timing:
-                c = timing[(case.name, 'ckpt')]
-                entry.update(ckpt_seconds=c['seconds'],
-                             ckpt_peak_bytes=c['peak_bytes'])
-            results['training'].append(entry)
 
-    if device == 'cpu':
-        # Memory in fresh processes (see probe_memory).
-        for row in results['inference']:
-            if row['dtype'] == 'fp32' and not row['compiled']:
-                row['peak_bytes'] = probe_memory(row['config'], 'infer',
-                                                 row['batch'], args.threads)
-        for case, entry in zip(cases, results['training']):
-            entry['peak_bytes'] = probe_memory(case.config, 'train',
-                                               args.train_batch, args.threads)
-            if 'ckpt_seconds' in entry:
-                entry['ckpt_peak_bytes'] = probe_memory(
-                    case.config, 'ckpt', args.train_batch, args.threads)
+def run_training(cases: List[ModelCase], args, device: str,
+                 results: dict) -> None:
+    """Phase 2: the training step (with and without gradient
+    checkpointing) against inference of the same batch, in alternation."""
+    tasks = {}
+    for case in cases:
+        tasks[(case.name, 'train')] = case.train_step(args.train_batch, False)
+        tasks[(case.name, 'infer')] = case.infer(args.train_batch,
+                                                 case.frames, 'fp32')
+        if args.grad_checkpointing and case.has_grad_checkpointing:
+            tasks[(case.name, 'ckpt')] = case.train_step(args.train_batch,
+                                                         True)
+    timing = measure_alternating(tasks, max(1, args.repeats // 2), 1, device)
+    for case in cases:
+        t = timing[(case.name, 'train')]
+        entry = dict(model=case.name, batch=args.train_batch,
+                     seconds=t['seconds'], peak_bytes=t['peak_bytes'],
+                     x_inference=t['seconds'] /
+                     timing[(case.name, 'infer')]['seconds'])
+        if (case.name, 'ckpt') in timing:
+            c = timing[(case.name, 'ckpt')]
+            entry.update(ckpt_seconds=c['seconds'],
+                         ckpt_peak_bytes=c['peak_bytes'])
+        results['training'].append(entry)
 
-    if args.profile:
-        from torch.profiler import ProfilerActivity, profile
-        for case in cases:
-            run = case.infer(1, case.frames, 'fp32')
+
+def run_memory_probes(cases: List[ModelCase], args, results: dict) -> None:
+    """Phase 3 (CPU): peak memory of inference and training re-measured in
+    fresh processes (see :func:`probe_memory`)."""
+    for row in results['inference']:
+        if row['dtype'] == 'fp32' and not row['compiled']:
+            row['peak_bytes'] = probe_memory(row['config'], 'infer',
+                                             row['batch'], args.threads)
+    for case, entry in zip(cases, results['training']):
+        entry['peak_bytes'] = probe_memory(case.config, 'train',
+                                           args.train_batch, args.threads)
+        if 'ckpt_seconds' in entry:
+            entry['ckpt_peak_bytes'] = probe_memory(
+                case.config, 'ckpt', args.train_batch, args.threads)
+
+
+def run_profiles(cases: List[ModelCase], args) -> None:
+    """Phase 4: ``torch.profiler`` tables of one forward (and one training
+    step) per config."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def save(prof, name):
+        with open(osp.join(args.out_dir, name), 'w') as f:
+            f.write(prof.key_averages().table(sort_by='self_cpu_time_total',
+                                              row_limit=40))
+
+    for case in cases:
+        run = case.infer(1, case.frames, 'fp32')
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run()
+        save(prof, f'profile_{case.name}.txt')
+        if args.train_batch:
+            step = case.train_step(args.train_batch, False)
+            step()  # optimizer state allocated outside the profile
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                run()
-            with open(osp.join(args.out_dir, f'profile_{case.name}.txt'),
-                      'w') as f:
-                f.write(prof.key_averages().table(
-                    sort_by='self_cpu_time_total', row_limit=30))
-            if args.train_batch:
-                step = case.train_step(args.train_batch, False)
-                step()  # optimizer state allocated outside the profile
-                with profile(activities=[ProfilerActivity.CPU]) as prof:
-                    step()
-                with open(osp.join(args.out_dir,
-                                   f'profile_train_{case.name}.txt'),
-                          'w') as f:
-                    f.write(prof.key_averages().table(
-                        sort_by='self_cpu_time_total', row_limit=40))
+                step()
+            save(prof, f'profile_train_{case.name}.txt')
 
-    if args.retrieval_sizes:
-        # Each size in a fresh process: memory from a clean allocator, and
-        # the time of one evaluation as a user's test run would pay it.
-        results['retrieval_eval'] = []
-        for n in args.retrieval_sizes:
-            r = probe_memory('-', 'retrieval', n, args.threads)
-            results['retrieval_eval'].append(dict(
-                n=n, seconds=r['seconds'], peak_extra_bytes=r['peak_bytes'],
-                t2v_R1=r['t2v_R1']))
-        plot_retrieval(results['retrieval_eval'],
-                       osp.join(args.out_dir, 'retrieval_eval.png'))
-    if args.data_loading:
-        results['data_loading'] = data_loading(
-            [0, 1, 2], args.data_samples, args.real_video, args.out_dir)
 
+def run_retrieval_eval(args, results: dict) -> None:
+    """Phase 5: retrieval evaluation of N x N, each size in a fresh process
+    (memory from a clean allocator, the time a user's test run pays)."""
+    results['retrieval_eval'] = []
+    for n in args.retrieval_sizes:
+        r = probe_memory('-', 'retrieval', n, args.threads)
+        results['retrieval_eval'].append(dict(
+            n=n, seconds=r['seconds'], peak_extra_bytes=r['peak_bytes'],
+            t2v_R1=r['t2v_R1']))
+    plot_retrieval(results['retrieval_eval'],
+                   osp.join(args.out_dir, 'retrieval_eval.png'))
+
+
+def write_outputs(results: dict, args, with_models: bool) -> str:
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     table = markdown(results)
     with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
         f.write(table)
-    if cases:
+    if with_models:
         plot(results, osp.join(args.out_dir, 'time_vs_frames.png'))
-    sys.stdout.write(table)
+    return table
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        return run_memory_probe(args)
+    os.makedirs(args.out_dir, exist_ok=True)
+    device = args.device
+    if device == 'cpu' and 'fp16' in args.dtypes:
+        raise SystemExit('fp16 is for GPUs; on CPU use --dtypes fp32 bf16')
+    results = dict(machine=machine(), args=vars(args), inference=[],
+                   frames_sweep={}, training=[], ratios=[],
+                   low_precision=[])
+    cases = [ModelCase(c, args, device) for c in args.configs]
+    run_inference(cases, args, device, results)
+    if args.train_batch:
+        run_training(cases, args, device, results)
+    if device == 'cpu':
+        run_memory_probes(cases, args, results)
+    if args.profile:
+        run_profiles(cases, args)
+    if args.retrieval_sizes:
+        run_retrieval_eval(args, results)
+    if args.data_loading:
+        results['data_loading'] = data_loading(
+            [0, 1, 2], args.data_samples, args.real_video, args.out_dir)
+    sys.stdout.write(write_outputs(results, args, bool(cases)))
     return results
 
 
