@@ -5,5 +5,5 @@ _base_ = [
     '_base_/schedules/stan_retrieval_5e.py', '_base_/default_runtime.py'
 ]
 
-model = dict(backbone=dict(num_frames=64, grad_checkpointing=True),
+model = dict(backbone=dict(grad_checkpointing=True),
              text_encoder=dict(grad_checkpointing=True))

@@ -6,6 +6,7 @@ _base_ = ['stan_tiny_synthetic.py']
 model = dict(backbone=dict(temporal='conv'))
 max_epochs = 30
 train_cfg = dict(max_epochs=max_epochs)
+# The schedule base's list, restated for 30 epochs (MMEngine replaces lists).
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=2,
          convert_to_iter_based=True),

@@ -4,7 +4,9 @@
 # stan_mmaction.datasets.make_synthetic_retrieval_dataset writes the data.
 # Sibling: clip_meanp_tiny_synthetic_retrieval.py.
 _base_ = [
-    '../_base_/models/stan_retriever.py', '../_base_/default_runtime.py'
+    '../_base_/models/stan_retriever.py',
+    '../_base_/schedules/adamw_from_scratch_20e.py',
+    '../_base_/default_runtime.py'
 ]
 
 data_root = 'data/synthetic_retrieval'
@@ -13,7 +15,7 @@ context_length = 32
 
 model = dict(
     # K=2 of the tiny CLIP's 4 layers, as in the recognition demo.
-    backbone=dict(arch='tiny', num_frames=num_frames, num_stan_layers=2,
+    backbone=dict(arch='tiny', num_stan_layers=2,
                   pretrained=None, drop_path_rate=0.0),
     text_encoder=dict(arch='tiny', pretrained=None),
     head=dict(temperature=0.05))
@@ -64,26 +66,15 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='VideoTextRetrievalMetric', dsl=True)
 test_evaluator = val_evaluator
 
-max_epochs = 20
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_begin=1, val_interval=5)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-# From scratch, as in the recognition demo: a high lr, Adam's default betas,
-# the branch at 3x.
-optim_wrapper = dict(
-    constructor='StanOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-                   weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
-                       lr_mult_keys={'stan_branch': 3.0}),
-    clip_grad=dict(max_norm=5, norm_type=2))
+# One warm-up epoch of the base's 20 (the base warms up for 2); the list is
+# restated because MMEngine replaces lists whole.
+warmup_epochs = 1
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=0,
-         by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True)
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=20 - warmup_epochs, eta_min=0,
+         by_epoch=True, begin=warmup_epochs, end=20,
+         convert_to_iter_based=True)
 ]
 default_hooks = dict(
     logger=dict(interval=10),

@@ -1,7 +1,8 @@
 # STAN video recognizer: MMAction2's Recognizer3D, StanCLIPBackbone, and a
 # linear head over the video embedding. Leaf configs set arch, frames,
 # temporal variant, pretrained weights and num_classes.
-# CLIP normalisation on 0-255 pixels (STAN_SPEC.md).
+# CLIP normalisation on 0-255 pixels (= stan_mmaction.models.CLIP_MEAN/STD).
+# The clip length is the pipeline's clip_len (configs/_base_/datasets/).
 clip_mean = [122.771, 116.746, 104.093]
 clip_std = [68.500, 66.632, 70.323]
 
@@ -10,7 +11,6 @@ model = dict(
     backbone=dict(
         type='StanCLIPBackbone',
         arch='ViT-B/16',
-        num_frames=8,
         num_stan_layers=4,
         temporal='attn',
         pretrained='openai',

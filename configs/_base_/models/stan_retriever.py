@@ -10,7 +10,6 @@ model = dict(
     backbone=dict(
         type='StanCLIPBackbone',
         arch=clip_arch,
-        num_frames=12,
         num_stan_layers=4,
         temporal='attn',
         pretrained=clip_weights,
@@ -18,7 +17,7 @@ model = dict(
         out='proj'),
     text_encoder=dict(type='CLIPTextEncoder', arch=clip_arch,
                       pretrained=clip_weights),
-    # 0.01 for B/32, 0.02 for B/16 (STAN_SPEC.md); fixed.
+    # 0.01 for B/32, 0.02 for B/16 (docs/architecture.md, recipe); fixed.
     head=dict(type='VideoTextRetrievalHead', temperature=0.01),
     # CLIP's mean/std on 0-255 RGB; videos (B, views, 3, T, H, W).
     data_preprocessor=dict(type='RetrievalDataPreprocessor'))

@@ -1,4 +1,4 @@
-# STAN recipe (STAN_SPEC.md): AdamW (0.9, 0.98), eps 1e-8, no weight decay on
+# STAN recipe (docs/architecture.md): AdamW (0.9, 0.98), eps 1e-8, no weight decay on
 # norms and biases, grad clip 5, mixed precision; CLIP at the base lr, the
 # STAN branch and the new classification head at 10x; linear warm-up then
 # cosine decay to 0 over the rest of the run. Global batch 128 (8 GPUs x 16).

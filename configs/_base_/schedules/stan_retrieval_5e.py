@@ -1,4 +1,4 @@
-# STAN retrieval recipe (STAN_SPEC.md): AdamW (0.9, 0.98), eps 1e-8, no
+# STAN retrieval recipe (docs/architecture.md): AdamW (0.9, 0.98), eps 1e-8, no
 # weight decay on norms and biases, grad clip 5, mixed precision; CLIP (both
 # towers) at the base lr, the STAN branch at 10x. Linear warm-up for the
 # first epoch, then cosine decay to 0 over the rest of the run (the
