@@ -23,7 +23,7 @@ test: $(STAMP)
 	exit $$rc
 
 demo: $(STAMP)
-	$(PY) tools/demo.py
+	$(PY) tools/synthetic_demo.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,16 +12,18 @@ Retrieval (``--task retrieval``): the same for video-text retrieval on
 captions of a square moving one way, then another ("a small red square
 moves left, then up"), STAN-attn vs mean pooling, text-to-video R@1 etc.
 
-    python tools/demo.py                    # what `make demo` runs
-    python tools/demo.py --task retrieval   # the retrieval demo
-    python tools/demo.py --jobs 1           # one training at a time
+    python tools/synthetic_demo.py                    # what `make demo` runs
+    python tools/synthetic_demo.py --task retrieval   # the retrieval demo
+    python tools/synthetic_demo.py --jobs 1           # one training at a time
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -110,6 +112,98 @@ def ensure_dataset(task, root, train, val, seed):
         json.dump(settings, f)
 
 
+def epoch_summaries(work_dir: str, since: float = 0.0) -> dict:
+    """epoch -> summary of the newest ``vis_data/scalars.json`` MMEngine
+    wrote under ``work_dir``: the last logged loss, the mean logged training
+    top-1 (recognition heads log ``top1_acc``) and any validation metric of
+    that epoch. Files last written before ``since`` (earlier runs) are
+    ignored."""
+    files = sorted(f for f in glob.glob(osp.join(
+        work_dir, '*', 'vis_data', 'scalars.json'))
+        if osp.getmtime(f) >= since)
+    epochs = {}
+    if not files:
+        return epochs
+    with open(files[-1]) as f:
+        lines = f.readlines()
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line being written
+            continue
+        if 'epoch' in rec and 'loss' in rec:
+            e = epochs.setdefault(rec['epoch'], dict(acc=[], val={}))
+            e['loss'] = rec['loss']
+            if 'top1_acc' in rec:
+                e['acc'].append(rec['top1_acc'])
+        elif 'step' in rec and 'loss' not in rec:
+            # validation: step is the epoch
+            epochs.setdefault(rec['step'], dict(acc=[], val={}))['val'] = {
+                k: v for k, v in rec.items() if k != 'step'}
+    return epochs
+
+
+def progress_line(name: str, epoch: int, total, summary: dict,
+                  val_column: tuple) -> str:
+    """``val_column``: (label, metric key, scale) of the demo's table."""
+    label, val_key, val_scale = val_column
+    line = f'  [{name}] epoch {epoch}/{total}'
+    if 'loss' in summary:
+        line += f'  loss {summary["loss"]:.3f}'
+    if summary['acc']:
+        acc = 100 * sum(summary['acc']) / len(summary['acc'])
+        line += f'  train top-1 {acc:.1f}%'
+    if val_key in summary['val']:
+        value = val_scale * summary['val'][val_key]
+        line += f'  {label} {value:.1f}' + ('%' if val_scale == 100 else '')
+    return line
+
+
+class ProgressReporter(threading.Thread):
+    """Prints one line per finished epoch of every training (read from the
+    scalars MMEngine writes), so a long demo shows it is alive."""
+
+    def __init__(self, runs, total_epochs, val_column,
+                 interval: float = 5.0):
+        super().__init__(daemon=True)
+        self.runs = runs  # [(name, work_dir)]
+        self.total = total_epochs
+        self.val_column = val_column
+        self.interval = interval
+        self.printed = {name: 0 for name, _ in runs}
+        self.finished = set()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.since = time.time()
+
+    def poll(self):
+        with self.lock:
+            for name, work in self.runs:
+                self._poll_one(name, work)
+
+    def _poll_one(self, name, work):
+        epochs = epoch_summaries(work, self.since)
+        if not epochs:
+            return
+        # An epoch is complete once the next one has started (its
+        # validation is then written too) or its training has ended.
+        last = max(epochs) if name in self.finished else max(epochs) - 1
+        for epoch in range(self.printed[name] + 1, last + 1):
+            if epoch in epochs:
+                print(progress_line(name, epoch, self.total.get(name, '?'),
+                                    epochs[epoch], self.val_column),
+                      flush=True)
+            self.printed[name] = epoch
+
+    def finish(self, name):
+        with self.lock:
+            self.finished.add(name)
+
+    def run(self):
+        while not self.stop.wait(self.interval):
+            self.poll()
+
+
 def run(cmd, log_path, env):
     with open(log_path, 'w') as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -118,8 +212,20 @@ def run(cmd, log_path, env):
         raise RuntimeError(f'{" ".join(cmd)} failed; see {log_path}')
 
 
-def train_and_test(name, config, args, threads):
-    work = osp.join(args.work_dir, osp.splitext(osp.basename(config))[0])
+def work_dir_of(config, args):
+    return osp.join(args.work_dir, osp.splitext(osp.basename(config))[0])
+
+
+def max_epochs_of(config, args):
+    if args.epochs is not None:
+        return args.epochs
+    import stan_mmaction  # noqa: F401  (repairs the stack for mmaction::)
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(REPO_ROOT, config)).train_cfg.max_epochs
+
+
+def train_and_test(name, config, args, threads, reporter=None):
+    work = work_dir_of(config, args)
     os.makedirs(work, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
@@ -143,6 +249,8 @@ def train_and_test(name, config, args, threads):
     run([sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), config,
          '--work-dir', work, '--seed', str(args.seed), '--cfg-options',
          *options], osp.join(work, 'train.log'), env)
+    if reporter is not None:
+        reporter.finish(name)
     with open(osp.join(work, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     run([sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), config,
@@ -170,15 +278,27 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     jobs = max(1, args.jobs)
     threads = 1 if jobs > 1 else 2
+    runs = [(name, work_dir_of(cfg, args)) for name, cfg in task['variants']]
+    for name, work in runs:
+        print(f'  {name}: logs in {work}/ (train.log, test.log)', flush=True)
+    print(f'Training {len(runs)} models, {jobs} at a time; one line per '
+          'epoch:', flush=True)
+    reporter = ProgressReporter(
+        runs, {name: max_epochs_of(cfg, args)
+               for name, cfg in task['variants']}, task['columns'][0])
+    reporter.start()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(train_and_test, name, cfg, args, threads)
+        futures = [pool.submit(train_and_test, name, cfg, args, threads,
+                               reporter)
                    for name, cfg in task['variants']]
         results = []
         for future in futures:
             name, metrics, seconds = future.result()
+            reporter.poll()
             print(f'  {name}: trained and tested in {seconds:.0f} s',
                   flush=True)
             results.append((name, metrics))
+    reporter.stop.set()
     columns = task['columns']
     print('\n| model | ' + ' | '.join(c[0] for c in columns) + ' |')
     print('|---|' + '---:|' * len(columns))
