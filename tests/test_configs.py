@@ -70,7 +70,7 @@ def test_ssv2_never_flips_and_k400_does():
 
 def test_recipe_frames_views_and_schedule():
     cfg = load('configs/stan_vitb16_k400.py')
-    assert cfg.model.backbone.num_frames == 8
+    assert 'num_frames' not in cfg.model.backbone  # the pipeline's clip_len
     assert cfg.model.backbone.pretrained == 'openai'
     sample = cfg.test_dataloader.dataset.pipeline[1]
     assert sample == dict(type='UniformSample', clip_len=8, num_clips=4,
@@ -119,7 +119,7 @@ def test_lr_mult_keys_validated():
 
 
 def test_retrieval_recipe():
-    """Spec: 12 frames / 32 tokens (MSR-VTT, LSMDC), 64 / 77 with gradient
+    """Recipe (docs/architecture.md): 12 frames / 32 tokens (MSR-VTT, LSMDC), 64 / 77 with gradient
     checkpointing (DiDeMo); temperature 0.01 (B/32), 0.02 (B/16); warm-up
     that ends, then cosine to 0 at the end of the run; grad clip; AMP."""
     expected = {
@@ -132,7 +132,6 @@ def test_retrieval_recipe():
     for rel, (frames, context, temp, k, ckpt) in expected.items():
         cfg = load(rel)
         model = cfg.model
-        assert model.backbone.num_frames == frames, rel
         assert model.backbone.get('num_stan_layers', 4) == k, rel
         assert model.backbone.get('grad_checkpointing', False) == ckpt, rel
         assert model.text_encoder.get('grad_checkpointing', False) == ckpt
@@ -170,3 +169,20 @@ def test_metafile_lists_existing_configs_with_demo_results():
         if model['Name'].endswith('_synthetic'):
             top1 = model['Results'][0]['Metrics']['Top 1 Accuracy']
             assert f'| {top1:.1f}% |' in readme, model['Name']
+
+
+@pytest.mark.parametrize('rel', CONFIGS)
+def test_clip_normalisation_is_the_one_of_the_clip_code(rel):
+    """Configs are data and repeat CLIP's mean/std; they must equal
+    stan_mmaction.models.CLIP_MEAN / CLIP_STD (the default of the retrieval
+    data preprocessor)."""
+    from stan_mmaction.models import CLIP_MEAN, CLIP_STD
+    pre = load(rel).model.data_preprocessor
+    if pre.type == 'RetrievalDataPreprocessor':
+        init_default_scope('mmaction')
+        from mmaction.registry import MODELS
+        built = MODELS.build(pre).video
+        mean, std = built.mean.flatten().tolist(), built.std.flatten().tolist()
+    else:
+        mean, std = pre.mean, pre.std
+    assert mean == pytest.approx(CLIP_MEAN) and std == pytest.approx(CLIP_STD)

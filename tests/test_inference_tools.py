@@ -171,12 +171,13 @@ def test_demo_prints_top5_and_writes_gif(recognition_setup):
                ('1.', '2.', '3.', '4.', '5.')]
     assert len(printed) == 5
     # The same top-5 as the library computes: mean of the 3 windows.
-    from stan_mmaction.apis import (clip_geometry, init_model, iter_clips,
-                                    recognize_clip)
+    from stan_mmaction.apis import init_model, iter_clips, recognize_clip
+    from stan_mmaction.utils import clip_shape
     model = init_model(RECOGNITION_CFG, ckpt)
     scores = torch.stack([
         recognize_clip(model, clip) for clip, _, _ in iter_clips(
-            long, *clip_geometry(model.cfg), window=100)]).mean(0)
+            long, clip_shape(model.cfg).frames, clip_shape(model.cfg).short_side,
+            clip_shape(model.cfg).crop, window=100)]).mean(0)
     values, idx = scores.topk(5)
     assert [n for n, _ in printed] == [SYNTHETIC_CLASSES[i].replace('_', ' ')
                                        for i in idx.tolist()]
@@ -254,3 +255,37 @@ def test_demo_with_an_mmaction2_config(recognition_setup, tmp_path):
     ranked = [line for line in res.stdout.splitlines()
               if line[:2] in ('1.', '2.', '3.', '4.', '5.')]
     assert len(ranked) == 5 and all('action ' in line for line in ranked)
+
+
+# -- the inference API ----------------------------------------------------------
+def test_init_model_options_and_the_video_forward_helpers():
+    from stan_mmaction.apis import (init_model, is_retrieval_model,
+                                    video_embedding_forward, video_forward)
+    from stan_mmaction.utils import clip_shape
+    recognizer = init_model(RECOGNITION_CFG, cfg_options={
+        'model.cls_head.num_classes': 5})
+    assert not recognizer.training
+    assert recognizer.cfg.model.cls_head.num_classes == 5
+    retriever = init_model(RETRIEVAL_CFG, random_weights=True)
+    assert is_retrieval_model(retriever) and not is_retrieval_model(
+        recognizer)
+    x = torch.randn(*clip_shape(recognizer.cfg).input_shape(2))
+    with torch.no_grad():
+        feats = video_embedding_forward(recognizer)(x)
+        assert feats.shape == (2, 32)
+        torch.testing.assert_close(video_forward(recognizer)(x), feats)
+        assert video_forward(retriever)(x).shape == (2, 32)
+        torch.testing.assert_close(video_embedding_forward(retriever)(x),
+                                   retriever.encode_video(x))
+
+
+def test_retriever_grad_checkpointing_reaches_both_towers():
+    from stan_mmaction.apis import init_model
+    model = init_model(RETRIEVAL_CFG, random_weights=True)
+    model.set_grad_checkpointing(True)
+    assert model.backbone.grad_checkpointing
+    assert model.backbone.stan_branch.grad_checkpointing
+    assert model.text_encoder.text.transformer.grad_checkpointing
+    model.set_grad_checkpointing(False)
+    assert not model.backbone.stan_branch.grad_checkpointing
+    assert not model.text_encoder.text.transformer.grad_checkpointing

@@ -1,4 +1,4 @@
-"""tools/train.py and tools/test.py on the pinned stack (issue 2)."""
+"""tools/train.py and tools/test.py on the pinned stack."""
 import glob
 import importlib.util
 import os.path as osp

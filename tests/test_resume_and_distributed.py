@@ -1,4 +1,4 @@
-"""Kill-and-resume equivalence and 2-process CPU training (issue 4)."""
+"""Kill-and-resume equivalence and 2-process CPU training."""
 import os.path as osp
 import signal
 import socket
