@@ -16,8 +16,11 @@ $(STAMP): requirements/pinned.txt setup.py
 
 venv: $(STAMP)
 
+# Lint first (flake8 + isort, settings in setup.cfg), then the tests.
 # pytest exits 5 when it collected nothing: that is a failure here.
 test: $(STAMP)
+	$(PY) -m flake8 .
+	$(PY) -m isort --check-only --diff .
 	$(PY) -m pytest tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; \
 	exit $$rc

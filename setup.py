@@ -1,21 +1,20 @@
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
+TEST_ONLY = ('pytest', 'flake8', 'isort')
 
 
 def read_requirements():
     """install_requires from requirements/pinned.txt, the one pin list.
 
-    ``mmcv-lite`` is replaced by a range on ``mmcv`` when the user already has
-    full mmcv (GPU clusters); pytest is a test-only requirement.
+    pytest, flake8 and isort are test-only requirements.
     """
     reqs = []
     with open(osp.join(HERE, 'requirements', 'pinned.txt')) as f:
         for line in f:
             line = line.split('#')[0].strip()
-            if line and not line.startswith('pytest'):
+            if line and not line.startswith(TEST_ONLY):
                 reqs.append(line)
     return reqs
 
@@ -32,5 +31,5 @@ setup(
     packages=find_packages(exclude=('tests', 'configs', 'tools')),
     python_requires='>=3.9',
     install_requires=read_requirements(),
-    extras_require={'tests': ['pytest']},
+    extras_require={'tests': ['pytest', 'flake8', 'isort']},
 )

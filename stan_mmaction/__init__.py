@@ -4,6 +4,7 @@
 (:mod:`stan_mmaction.compat`) and registers our modules into MMAction2's
 registries (``mmaction.registry.MODELS``, ...).
 """
+# isort: skip_file  (the stack is repaired before anything imports mmaction)
 import os
 
 from . import compat

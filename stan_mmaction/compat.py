@@ -1,4 +1,4 @@
-"""Repairs for the pinned stack (torch 2.14 / mmengine 0.10.7 / mmaction2 1.2.0).
+"""Repairs for the pinned stack (torch 2.14, mmengine 0.10.7, mmaction2 1.2.0).
 
 Every repair here is applied by :func:`apply_all` (called on
 ``import stan_mmaction`` and at the top of ``tools/train.py`` / ``test.py``,
@@ -28,7 +28,8 @@ Known breakages (see README, "Pinned stack"):
    machines without CUDA. -> :func:`patch_cpu_distributed` (gloo, no device
    ids, only when CUDA is unavailable)
 
-Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import stan_mmaction``
+Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair
+(``import stan_mmaction``
 then loads only this module; used by the tests to
 show that each breakage is real).
 """
@@ -91,7 +92,8 @@ def installed_versions() -> Dict[str, Optional[str]]:
     }
 
 
-def check_versions(versions: Optional[Dict[str, Optional[str]]] = None) -> None:
+def check_versions(
+        versions: Optional[Dict[str, Optional[str]]] = None) -> None:
     """Fail with one clear message on an unsupported package combination.
 
     Runs before anything imports mmaction, whose own check is a bare

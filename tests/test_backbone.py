@@ -4,8 +4,8 @@ import copy
 
 import pytest
 import torch
-
 from mmaction.registry import MODELS
+
 from stan_mmaction.models import (BRANCH_KEY, CheckpointMismatchError,
                                   StanCLIPBackbone, build_clip)
 
@@ -133,7 +133,7 @@ def test_drop_path_rates_linspace():
     assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
 
 
-# --- gradients -----------------------------------------------------------------
+# --- gradients ---------------------------------------------------------------
 @pytest.mark.parametrize('temporal', ['attn', 'conv'])
 def test_every_parameter_gets_a_gradient(temporal):
     torch.manual_seed(0)
@@ -164,7 +164,7 @@ def test_grad_checkpointing_same_output_and_grads(temporal):
         torch.testing.assert_close(p.grad, grads_b[name].grad, msg=name)
 
 
-# --- time ---------------------------------------------------------------------
+# --- time --------------------------------------------------------------------
 @pytest.mark.parametrize('temporal', ['attn', 'conv'])
 def test_reversing_frames_changes_stan_not_meanp(tiny_clip_file, temporal):
     x = video()
@@ -194,7 +194,7 @@ def test_where_order_information_enters(tiny_clip_file):
         assert (conv(x) - conv(x.flip(2))).abs().max() > 1e-3
 
 
-# --- registry, names, options ---------------------------------------------------
+# --- registry, names, options ------------------------------------------------
 def test_built_from_registry_and_branch_key():
     model = MODELS.build(dict(type='StanCLIPBackbone', arch='tiny'))
     branch = [n for n, _ in model.named_parameters() if BRANCH_KEY in n]
@@ -263,7 +263,7 @@ def test_checkpoint_of_other_resolution_is_resized_on_load(tmp_path):
     torch.testing.assert_close(pos[0], big.visual.positional_embedding[0])
 
 
-# --- loading errors --------------------------------------------------------------
+# --- loading errors ----------------------------------------------------------
 def test_wrong_shapes_fail_naming_keys(tmp_path):
     wide = build_clip(dict(embed_dim=32, vision=dict(
         image_size=32, patch_size=8, width=48, layers=4, head_width=16)))
@@ -305,7 +305,7 @@ def test_missing_file_and_unknown_tag():
         make(arch='ViT-B/32', pretrained='not_a_tag')
 
 
-# --- bad input ---------------------------------------------------------------------
+# --- bad input ---------------------------------------------------------------
 def test_unknown_arch_and_options_list_choices():
     with pytest.raises(ValueError, match=r"Unknown arch 'ViT-H/99'.*"
                        r"'ViT-B/16', 'ViT-B/32', 'ViT-L/14', 'tiny'"):
@@ -332,10 +332,11 @@ def test_bad_input_shapes(shape, match):
         model(torch.zeros(shape))
 
 
-# --- full size ----------------------------------------------------------------------
+# --- full size ---------------------------------------------------------------
 def test_full_size_parameter_counts():
     """ViT-B/16 CLIP visual ~86M; STAN-attn K=4 adds ~40.2M, STAN-conv
-    ~94.5M (counted from the layer definitions, docs/architecture.md); within 2%."""
+    ~94.5M (counted from the layer definitions, docs/architecture.md);
+    within 2%."""
     def count(m):
         return sum(p.numel() for p in m.parameters())
 

@@ -4,11 +4,11 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
+from mmaction.registry import DATASETS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import REPO_ROOT
-from mmaction.registry import DATASETS
 from stan_mmaction.datasets import BadSampleError, render_video, write_mp4
 
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
@@ -31,8 +31,8 @@ def videos(tmp_path):
     (tmp_path / 'text.mp4').write_text('this is not a video\n')
     data = good.read_bytes()
     (tmp_path / 'truncated.mp4').write_bytes(data[:len(data) // 3])
-    write_mp4(str(tmp_path / 'short.mp4'), render_video(1, rng,
-                                                         num_frames=3))
+    write_mp4(str(tmp_path / 'short.mp4'),
+              render_video(1, rng, num_frames=3))
     write_gray_mp4(str(tmp_path / 'gray.mp4'))
     odd = np.stack([np.full((37, 50, 3), 15 * i, np.uint8)
                     for i in range(16)])

@@ -6,8 +6,8 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import REPO_ROOT, run_tool
+
 from stan_mmaction.models import StanCLIPBackbone
 from stan_mmaction.models.attention import fused_self_attention
 

@@ -4,9 +4,9 @@ import glob
 import os.path as osp
 
 import pytest
+from conftest import REPO_ROOT
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
 from stan_mmaction.utils import (ClipShape, UnknownPipelineStepError,
                                  clip_shape, load_config)
 

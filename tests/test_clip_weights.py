@@ -38,7 +38,7 @@ def test_none_and_file(tiny_clip_file):
 
 
 def test_safetensors_file_loads_like_the_torch_file(tmp_path,
-                                                     tiny_clip_file):
+                                                    tiny_clip_file):
     from safetensors.torch import save_file
     path, clip = tiny_clip_file
     st = tmp_path / 'clip.safetensors'

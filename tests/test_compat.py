@@ -1,15 +1,14 @@
 """Each repair of stan_mmaction.compat: the breakage is real on the pinned
 stack without it (fresh interpreter, STAN_MMACTION_NO_COMPAT=1), and the
 repaired behaviour is right with it."""
-import importlib
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_python
 
 from stan_mmaction import compat
-from conftest import run_python
 
 NO_COMPAT = {'STAN_MMACTION_NO_COMPAT': '1'}
 BASE_CFG = "_base_ = ['mmaction::_base_/default_runtime.py']\n"
@@ -163,8 +162,7 @@ def test_numpy_aliases_match_their_replacements():
 
 
 def test_mmaction_metric_using_in1d_runs():
-    from mmaction.evaluation.metrics.multimodal_metric import \
-        RetrievalRecall
+    from mmaction.evaluation.metrics.multimodal_metric import RetrievalRecall
     metric = RetrievalRecall(topk=(1, 2))
     # Query 0 ranks item 0 over its target 1 (hit at 2 only); query 1
     # ranks its target 2 first.
@@ -174,7 +172,7 @@ def test_mmaction_metric_using_in1d_runs():
     np.testing.assert_allclose([r.item() for r in res], [50.0, 100.0])
 
 
-# version check ----------------------------------------------------------------
+# version check ---------------------------------------------------------------
 def test_check_versions_names_bad_versions():
     with pytest.raises(compat.UnsupportedStackError) as err:
         compat.check_versions(
@@ -243,13 +241,14 @@ def test_plain_mmengine_writes_in_place(tmp_path):
 
 # 7. distributed training without CUDA --------------------------------------
 def test_cpu_ddp_drops_device_ids():
+    import os
+
     import torch.distributed as dist
     from mmengine.model import MMDistributedDataParallel
-    import os
     os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
     os.environ.setdefault('MASTER_PORT', '29533')
-    from mmengine.dist.utils import init_dist
     import mmengine.dist.utils as dist_utils
+    from mmengine.dist.utils import init_dist
     assert dist_utils._init_dist_pytorch is compat._init_dist_pytorch_cpu
     os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
     init_dist('pytorch', backend='nccl')

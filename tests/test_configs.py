@@ -3,12 +3,11 @@ import glob
 import os.path as osp
 
 import pytest
-import torch
+from conftest import REPO_ROOT
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from conftest import REPO_ROOT
 from stan_mmaction.utils import build_model_without_weights
 
 CONFIGS = sorted(
@@ -119,9 +118,10 @@ def test_lr_mult_keys_validated():
 
 
 def test_retrieval_recipe():
-    """Recipe (docs/architecture.md): 12 frames / 32 tokens (MSR-VTT, LSMDC), 64 / 77 with gradient
-    checkpointing (DiDeMo); temperature 0.01 (B/32), 0.02 (B/16); warm-up
-    that ends, then cosine to 0 at the end of the run; grad clip; AMP."""
+    """Recipe (docs/architecture.md): 12 frames / 32 tokens (MSR-VTT,
+    LSMDC), 64 / 77 with gradient checkpointing (DiDeMo); temperature 0.01
+    (B/32), 0.02 (B/16); warm-up that ends, then cosine to 0 at the end of
+    the run; grad clip; AMP."""
     expected = {
         'configs/stan_vitb32_msrvtt.py': (12, 32, 0.01, 4, False),
         'configs/stan_vitb16_msrvtt.py': (12, 32, 0.02, 4, False),

@@ -2,8 +2,8 @@
 import os.path as osp
 
 import torch
-
 from conftest import REPO_ROOT, run_tool
+
 from stan_mmaction.models.attention import fused_self_attention
 from stan_mmaction.utils import count_flops, flop_counter, strip_pretrained
 
@@ -58,6 +58,7 @@ def test_cli_reports_params_and_flops():
     assert 'Input shape: (1, 3, 8, 32, 32)' in res.stdout
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
     from stan_mmaction.utils import build_model_without_weights
     init_default_scope('mmaction')
     model = build_model_without_weights(Config.fromfile(

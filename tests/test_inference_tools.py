@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO_ROOT, run_tool, subprocess_env
+
 from stan_mmaction.datasets import SYNTHETIC_CLASSES, render_video, write_mp4
 
 RETRIEVAL_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
@@ -174,10 +174,11 @@ def test_demo_prints_top5_and_writes_gif(recognition_setup):
     from stan_mmaction.apis import init_model, iter_clips, recognize_clip
     from stan_mmaction.utils import clip_shape
     model = init_model(RECOGNITION_CFG, ckpt)
+    shape = clip_shape(model.cfg)
     scores = torch.stack([
         recognize_clip(model, clip) for clip, _, _ in iter_clips(
-            long, clip_shape(model.cfg).frames, clip_shape(model.cfg).short_side,
-            clip_shape(model.cfg).crop, window=100)]).mean(0)
+            long, shape.frames, shape.short_side, shape.crop, window=100)
+    ]).mean(0)
     values, idx = scores.topk(5)
     assert [n for n, _ in printed] == [SYNTHETIC_CLASSES[i].replace('_', ' ')
                                        for i in idx.tolist()]
@@ -257,7 +258,7 @@ def test_demo_with_an_mmaction2_config(recognition_setup, tmp_path):
     assert len(ranked) == 5 and all('action ' in line for line in ranked)
 
 
-# -- the inference API ----------------------------------------------------------
+# -- the inference API --------------------------------------------------------
 def test_init_model_options_and_the_video_forward_helpers():
     from stan_mmaction.apis import (init_model, is_retrieval_model,
                                     video_embedding_forward, video_forward)

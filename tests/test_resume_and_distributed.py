@@ -7,7 +7,6 @@ import sys
 import time
 
 import torch
-
 from conftest import REPO_ROOT, run_tool, subprocess_env
 
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
@@ -32,11 +31,13 @@ def final_val_top1(log: str) -> str:
 
 def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
     work_a, work_b = str(tmp_path / 'a'), str(tmp_path / 'b')
-    full = subprocess.run(train_cmd(work_a), cwd=demo_workspace, env=subprocess_env(ENV),
+    full = subprocess.run(train_cmd(work_a), cwd=demo_workspace,
+                          env=subprocess_env(ENV),
                           capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
 
-    proc = subprocess.Popen(train_cmd(work_b), cwd=demo_workspace, env=subprocess_env(ENV),
+    proc = subprocess.Popen(train_cmd(work_b), cwd=demo_workspace,
+                            env=subprocess_env(ENV),
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300

@@ -7,10 +7,9 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
-
 from _ddp_retrieval_case import build_case
 from conftest import REPO_ROOT, subprocess_env
+
 from stan_mmaction.datasets import (EmptyCaptionError, OpenCLIPTokenize,
                                     VideoTextRetrievalDataset)
 from stan_mmaction.models import (CheckpointMismatchError, CLIPTextEncoder,
@@ -112,9 +111,8 @@ def test_json_format_train_pairs_and_test_videos(tmp_path):
     train = VideoTextRetrievalDataset(str(ann), [],
                                       data_prefix=dict(video='vids'))
     assert [(osp.basename(d['filename']), d['text'])
-            for d in infos(train)] == [('v1.mp4', ['c1']),
-                                          ('v1.mp4', ['c2']),
-                                          ('v2.mp4', ['c3'])]
+            for d in infos(train)] == [
+        ('v1.mp4', ['c1']), ('v1.mp4', ['c2']), ('v2.mp4', ['c3'])]
     test = VideoTextRetrievalDataset(str(ann), [], test_mode=True,
                                      data_prefix=dict(video='vids'))
     assert [(d['filename'], d['text']) for d in infos(test)] == [
@@ -154,7 +152,7 @@ def test_lsmdc_format(tmp_path):
         VideoTextRetrievalDataset(str(ann), [], ann_format='csv')
 
 
-# -- head -----------------------------------------------------------------------
+# -- head ---------------------------------------------------------------------
 def test_loss_is_symmetric_infonce_by_hand():
     torch.manual_seed(0)
     video, text = torch.randn(4, 8), torch.randn(4, 8)
@@ -242,6 +240,7 @@ RETRIEVAL_DEMO = osp.join(REPO_ROOT, 'configs', 'demo',
 
 def test_train_and_test_tools_on_synthetic_captions(tmp_path):
     from conftest import run_tool
+
     from stan_mmaction.datasets import make_synthetic_retrieval_dataset
     make_synthetic_retrieval_dataset(
         str(tmp_path / 'data' / 'synthetic_retrieval'),

@@ -6,9 +6,8 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-
 from conftest import REPO_ROOT, run_python, run_tool
+from mmengine.config import Config
 
 DEMO_CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 

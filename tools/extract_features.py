@@ -16,7 +16,6 @@ import os.path as osp
 import sys
 
 import _bootstrap  # noqa: F401
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402

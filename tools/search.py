@@ -4,9 +4,12 @@ Index once (embeddings saved with the config and checkpoint they came from;
 re-running adds new or changed files and drops deleted ones; unreadable
 files are reported at the end and skipped), then query with text:
 
-    python tools/search.py index VIDEO_FOLDER --config configs/stan_vitb32_msrvtt.py \\
-        --checkpoint work_dirs/stan_vitb32_msrvtt/epoch_5.pth --index videos.idx
-    python tools/search.py query "a man is cooking" --index videos.idx --top-k 5 \\
+    python tools/search.py index VIDEO_FOLDER \\
+        --config configs/stan_vitb32_msrvtt.py \\
+        --checkpoint work_dirs/stan_vitb32_msrvtt/epoch_5.pth \\
+        --index videos.idx
+    python tools/search.py query "a man is cooking" --index videos.idx \\
+        --top-k 5 \\
         --contact-sheet hits.jpg
 
 Plain CLIP weights (no training) work too: index with a retrieval config
@@ -20,7 +23,6 @@ import os.path as osp
 import sys
 
 import _bootstrap  # noqa: F401
-
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402

@@ -219,7 +219,7 @@ def work_dir_of(config, args):
 def max_epochs_of(config, args):
     if args.epochs is not None:
         return args.epochs
-    import stan_mmaction  # noqa: F401  (repairs the stack for mmaction::)
+    import stan_mmaction  # noqa: F401  # isort:skip  (repairs the stack)
     from mmengine.config import Config
     return Config.fromfile(osp.join(REPO_ROOT, config)).train_cfg.max_epochs
 

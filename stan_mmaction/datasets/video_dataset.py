@@ -1,9 +1,9 @@
 """MMAction2's VideoDataset with clear errors for bad samples, or skipping."""
 from typing import List, Optional
 
-from mmengine.logging import MMLogger
 from mmaction.datasets import VideoDataset
 from mmaction.registry import DATASETS
+from mmengine.logging import MMLogger
 
 
 class BadSampleError(RuntimeError):

@@ -3,8 +3,8 @@ import random
 
 import numpy as np
 import torch
-from mmengine.hooks import Hook
 from mmaction.registry import HOOKS
+from mmengine.hooks import Hook
 
 
 @HOOKS.register_module()

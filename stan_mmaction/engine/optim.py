@@ -3,8 +3,8 @@ keeping the no-decay rule for norms and biases."""
 from typing import Dict, List, Optional
 
 import torch.nn as nn
-from mmengine.optim import DefaultOptimWrapperConstructor
 from mmaction.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.optim import DefaultOptimWrapperConstructor
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()

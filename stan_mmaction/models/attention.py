@@ -32,15 +32,16 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
     # kernel; 5-D ones fell back to the unfused math path (25-35% slower
     # for the branch's shapes, measured with ViT-B sizes).
     qkv = F.linear(x, in_proj_weight, in_proj_bias)
-    qkv = qkv.reshape(-1, length, 3, num_heads, head_dim).permute(2, 0, 3, 1,
-                                                                   4)
+    qkv = qkv.reshape(-1, length, 3, num_heads, head_dim)
+    qkv = qkv.permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
     out = F.scaled_dot_product_attention(q, k, v)
     out = out.transpose(1, 2).reshape(*batch, length, dim)
     return out_proj(out)
 
 
-def clip_block_forward(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def clip_block_forward(block: torch.nn.Module,
+                       x: torch.Tensor) -> torch.Tensor:
     """Forward of an open_clip ``ResidualAttentionBlock`` through SDPA.
 
     The same arithmetic as ``block(x)`` (pre-LN attention and MLP residuals,

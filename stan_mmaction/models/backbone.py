@@ -3,8 +3,8 @@ from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModule
 from mmaction.registry import MODELS
+from mmengine.model import BaseModule
 from torch.utils.checkpoint import checkpoint
 
 from .attention import clip_block_forward

@@ -110,5 +110,3 @@ def resize_positional_embedding(pos_embed: torch.Tensor,
                             align_corners=False).to(pos_embed.dtype)
     patches = patches.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
     return torch.cat([cls_row, patches], dim=0)
-
-

@@ -43,7 +43,8 @@ class StanVideoTextRetriever(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.text_encoder = MODELS.build(text_encoder)
         self.head = MODELS.build(head)
-        if getattr(self.backbone, 'out_dim', None) != self.text_encoder.out_dim:
+        video_dim = getattr(self.backbone, 'out_dim', None)
+        if video_dim != self.text_encoder.out_dim:
             raise ValueError(
                 f'video embedding width {self.backbone.out_dim} != text '
                 f'embedding width {self.text_encoder.out_dim}; use the same '

@@ -1,8 +1,9 @@
 """The STAN branch: K layers of (temporal module, spatial module) fed from
-CLIP's last K layers. See ../shared/STAN_SPEC.md, "The branch".
+CLIP's last K layers. See docs/architecture.md, "From a video file to an
+embedding", step 4.
 
 Internally the branch keeps its tokens as a CLS tensor ``(B, D)`` and patch
-tokens ``(B, T, P, D)`` (the spec's "one CLS, then P*T patch tokens"), so
+tokens ``(B, T, P, D)`` (the paper's "one CLS, then P*T patch tokens"), so
 regrouping for time (per location) and space (per frame) needs no
 concatenation of the whole sequence.
 """
@@ -11,8 +12,8 @@ from typing import List, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn.bricks import DropPath
 from mmaction.registry import MODELS
+from mmcv.cnn.bricks import DropPath
 from torch.utils.checkpoint import checkpoint
 
 from .attention import fused_self_attention
@@ -46,9 +47,9 @@ class STANSpatialBlock(nn.Module):
         b, t, p, d = patches.shape
         tokens = torch.cat([cls[:, None, None].expand(b, t, 1, d), patches],
                            dim=2)  # (B, T, 1+P, D)
-        attn = fused_self_attention(self.ln_1(tokens), self.attn.in_proj_weight,
-                                    self.attn.in_proj_bias,
-                                    self.attn.out_proj, self.num_heads)
+        attn = fused_self_attention(
+            self.ln_1(tokens), self.attn.in_proj_weight,
+            self.attn.in_proj_bias, self.attn.out_proj, self.num_heads)
         attn = self.ls_1(attn)
         cls = cls + self.drop_path(attn[:, :, 0].mean(dim=1))
         patches = patches + self.drop_path(attn[:, :, 1:])

@@ -8,10 +8,22 @@ A new variant is a class with the same ``forward`` signature registered in
 """
 import torch
 import torch.nn as nn
-from mmcv.cnn.bricks import DropPath
 from mmaction.registry import MODELS
+from mmcv.cnn.bricks import DropPath
 
 from .attention import fused_self_attention
+
+
+def _add_zero_init_output(module: nn.Module, embed_dims: int,
+                          drop_path: float) -> None:
+    """Give a temporal module its DropPath and the zero-initialised
+    ``temporal_fc`` (D x D) on its residual branch, so it starts as the
+    identity."""
+    module.drop_path = DropPath(drop_path) if drop_path > 0 else \
+        nn.Identity()
+    module.temporal_fc = nn.Linear(embed_dims, embed_dims)
+    nn.init.zeros_(module.temporal_fc.weight)
+    nn.init.zeros_(module.temporal_fc.bias)
 
 
 @MODELS.register_module()
@@ -37,11 +49,7 @@ class STANTemporalAttention(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
         self.attn = nn.MultiheadAttention(embed_dims, num_heads,
                                           batch_first=True)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
-        self.temporal_fc = nn.Linear(embed_dims, embed_dims)
-        nn.init.zeros_(self.temporal_fc.weight)
-        nn.init.zeros_(self.temporal_fc.bias)
+        _add_zero_init_output(self, embed_dims, drop_path)
 
     def forward(self, patches: torch.Tensor, grid: tuple) -> torch.Tensor:
         # (B, T, P, D) -> (B, P, T, D): a strided view; the QKV matmul reads
@@ -76,11 +84,7 @@ class STANTemporalConv(nn.Module):
             raise ValueError(f'kernel_size must be odd, got {kernel_size}')
         self.conv = nn.Conv3d(embed_dims, embed_dims, kernel_size,
                               padding=kernel_size // 2)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
-            nn.Identity()
-        self.temporal_fc = nn.Linear(embed_dims, embed_dims)
-        nn.init.zeros_(self.temporal_fc.weight)
-        nn.init.zeros_(self.temporal_fc.bias)
+        _add_zero_init_output(self, embed_dims, drop_path)
 
     def forward(self, patches: torch.Tensor, grid: tuple) -> torch.Tensor:
         b, t, p, d = patches.shape

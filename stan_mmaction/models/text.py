@@ -77,4 +77,3 @@ class CLIPTextEncoder(BaseModule):
         if isinstance(t.text_projection, nn.Linear):
             return t.text_projection(x)
         return x @ t.text_projection
-

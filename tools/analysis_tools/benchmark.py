@@ -17,8 +17,9 @@ Writes ``results.json``, ``results.md`` and ``time_vs_frames.png`` (and
 ``retrieval_eval.png``) to ``--out-dir``.
 
 Example (the README's Performance table):
-    python tools/analysis_tools/benchmark.py configs/clip_meanp_vitb16_k400.py \\
-        configs/stan_vitb16_k400.py configs/stan_conv_vitb16_k400.py \\
+    python tools/analysis_tools/benchmark.py \\
+        configs/clip_meanp_vitb16_k400.py configs/stan_vitb16_k400.py \\
+        configs/stan_conv_vitb16_k400.py \\
         --dtypes fp32 bf16 --train-batch 2 --grad-checkpointing \\
         --retrieval-sizes 1000 2000 5000 10000 20000 --data-loading
 """
@@ -35,22 +36,21 @@ from typing import Callable, List
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401
-
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from benchmark_report import markdown, plot, plot_retrieval  # noqa: E402
 
 from stan_mmaction.apis import init_model, video_forward  # noqa: E402
-from stan_mmaction.utils import clip_shape, count_flops, load_config  # noqa: E402,E501
-from stan_mmaction.utils.profiling import (PeakMemory,  # noqa: E402
-                                           machine, matmul_rate,
-                                           measure_alternating)
+from stan_mmaction.utils import (clip_shape, count_flops,  # noqa: E402
+                                 load_config)
+from stan_mmaction.utils.profiling import (PeakMemory, machine,  # noqa: E402
+                                           matmul_rate, measure_alternating)
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
 
 
-# -- models -----------------------------------------------------------------------
+# -- models -------------------------------------------------------------------
 def _output_tensor(out):
     while isinstance(out, (tuple, list)):
         out = out[0]
@@ -152,7 +152,7 @@ def embedding_cosine(case: ModelCase, dtype: str, batch: int = 1) -> float:
     return F.cosine_similarity(ref.flatten(1), low.flatten(1)).mean().item()
 
 
-# -- probes ---------------------------------------------------------------------
+# -- probes -------------------------------------------------------------------
 def retrieval_eval(sizes: List[int], dim: int = 512,
                    repeats: int = 1) -> List[dict]:
     from stan_mmaction.evaluation import retrieval_metrics
@@ -224,7 +224,7 @@ def data_loading(workers: List[int], samples: int, real_video: str,
     return results
 
 
-# -- main -------------------------------------------------------------------------
+# -- main ---------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('configs', nargs='*', help='config files (mmaction:: ok)')

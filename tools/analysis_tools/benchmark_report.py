@@ -83,13 +83,14 @@ def markdown(results: dict) -> str:
                   '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
         for row in results['training']:
             ck = row.get('ckpt_seconds')
+            cut = 100 * (1 - row.get('ckpt_peak_bytes', 0) / row['peak_bytes'])
             lines.append(
                 f"| {row['model']} | {row['batch']} | {row['seconds']:.2f} | "
                 f"{row['x_inference']:.2f} | "
                 f"{row['peak_bytes'] / 2**20:.0f} | " +
                 (f"{ck:.2f} | {row['ckpt_peak_bytes'] / 2**20:.0f} | "
-                 f"{100 * (1 - row['ckpt_peak_bytes'] / row['peak_bytes']):.0f}"
-                 f"% | {ck / row['seconds']:.2f} |" if ck else '- | - | - | - |'))
+                 f"{cut:.0f}% | {ck / row['seconds']:.2f} |" if ck
+                 else '- | - | - | - |'))
     if results.get('retrieval_eval'):
         lines += ['', '| N x N | time (s) | peak extra memory (MiB) |',
                   '|---:|---:|---:|']
@@ -97,7 +98,8 @@ def markdown(results: dict) -> str:
             lines.append(f"| {row['n']} | {row['seconds']:.2f} | "
                          f"{row['peak_extra_bytes'] / 2**20:.0f} |")
     if results.get('data_loading'):
-        lines += ['', '| video source | workers | clips/s |', '|---|---:|---:|']
+        lines += ['', '| video source | workers | clips/s |',
+                  '|---|---:|---:|']
         for row in results['data_loading']:
             lines.append(f"| {row['source']} | {row['workers']} | "
                          f"{row['clips_per_s']:.2f} |")

@@ -10,8 +10,8 @@ and fvcore call "FLOPs").
 Example:
     python tools/analysis_tools/get_flops.py configs/stan_vitb16_k400.py
     python tools/analysis_tools/get_flops.py \\
-        mmaction::recognition/uniformerv2/uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb.py \\
-        --shape 1 3 8 224 224
+        mmaction::recognition/x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py \\
+        --shape 1 3 13 182 182
 """
 import argparse
 import os.path as osp
@@ -19,7 +19,6 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import _bootstrap  # noqa: E402,F401
-
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 

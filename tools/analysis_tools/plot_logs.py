@@ -5,7 +5,8 @@ work dir) of one or more runs and plots, per run: the training loss over
 iterations, and every validation metric over epochs (``acc/top1``,
 ``retrieval/t2v_R1``, ...).
 
-    python tools/analysis_tools/plot_logs.py work_dirs/demo/stan_tiny_synthetic \\
+    python tools/analysis_tools/plot_logs.py \\
+        work_dirs/demo/stan_tiny_synthetic \\
         work_dirs/demo/clip_meanp_tiny_synthetic --out docs/demo_curves.png
 """
 import argparse

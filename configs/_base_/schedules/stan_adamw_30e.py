@@ -1,7 +1,8 @@
-# STAN recipe (docs/architecture.md): AdamW (0.9, 0.98), eps 1e-8, no weight decay on
-# norms and biases, grad clip 5, mixed precision; CLIP at the base lr, the
-# STAN branch and the new classification head at 10x; linear warm-up then
-# cosine decay to 0 over the rest of the run. Global batch 128 (8 GPUs x 16).
+# STAN recipe (docs/architecture.md): AdamW (0.9, 0.98), eps 1e-8, no weight
+# decay on norms and biases, grad clip 5, mixed precision; CLIP at the base
+# lr, the STAN branch and the new classification head at 10x; linear warm-up
+# then cosine decay to 0 over the rest of the run. Global batch 128 (8 GPUs x
+# 16).
 max_epochs = 30
 warmup_epochs = 5
 
@@ -11,7 +12,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
-    type='AmpOptimWrapper',  # GPU; `--cfg-options optim_wrapper.type=OptimWrapper` on CPU
+    # GPU; on CPU: --cfg-options optim_wrapper.type=OptimWrapper
+    type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-6, betas=(0.9, 0.98), eps=1e-8,
                    weight_decay=0.05),
     # lr_mult_keys scale the lr on top of the norm/bias no-decay rules

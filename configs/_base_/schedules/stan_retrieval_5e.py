@@ -13,7 +13,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
-    type='AmpOptimWrapper',  # GPU; `--cfg-options optim_wrapper.type=OptimWrapper` on CPU
+    # GPU; on CPU: --cfg-options optim_wrapper.type=OptimWrapper
+    type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-6, betas=(0.9, 0.98), eps=1e-8,
                    weight_decay=0.2),
     constructor='StanOptimWrapperConstructor',
