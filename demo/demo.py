@@ -29,6 +29,7 @@ from stan_mmaction.apis import (VideoReadError, init_model, iter_clips,
                                 recognize_clip)
 from stan_mmaction.models import read_class_names
 from stan_mmaction.utils import clip_shape
+from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
 
 
 def parse_args(argv=None):
@@ -88,8 +89,11 @@ def main(argv=None):
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     labels = read_class_names(args.label_map)
-    model = init_model(args.config, checkpoint, args.device,
-                       cfg_options=args.cfg_options)
+    try:
+        model = init_model(args.config, checkpoint, args.device,
+                           cfg_options=args.cfg_options)
+    except UnsafeCheckpointError as err:
+        raise SystemExit(f'Error: {err}')
     shape = clip_shape(model.cfg)
 
     import decord

@@ -17,7 +17,13 @@ Known breakages (see README, "Pinned stack"):
    which setuptools >= 82 no longer ships. -> :func:`patch_pkg_resources`
 4. torch >= 2.6 loads with ``weights_only=True``; mmengine's checkpoint
    loaders cannot read their own checkpoints (message hub, numpy arrays), so
-   ``--resume`` fails. -> :func:`patch_torch_load`
+   ``--resume`` fails; its URL loader unpickles everything. ->
+   :func:`patch_torch_load`: mmengine's loaders go through
+   ``stan_mmaction.utils.checkpoint.safe_torch_load`` (``weights_only=True``
+   with numpy arrays/scalars and ``HistoryBuffer`` allowed, anything else
+   refused with a message naming the opt-in for trusted files), and
+   ``HistoryBuffer`` pickles as plain data (its default pickle needs
+   ``getattr``).
 5. numpy 2 removed ``np.in1d``, ``np.trapz`` and ``np.Inf``, still used by
    mmaction2 metrics and transforms. -> :func:`patch_numpy_aliases`
 6. mmengine writes checkpoints and ``last_checkpoint`` in place: a crash
@@ -28,10 +34,9 @@ Known breakages (see README, "Pinned stack"):
    machines without CUDA. -> :func:`patch_cpu_distributed` (gloo, no device
    ids, only when CUDA is unavailable)
 
-Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair
-(``import stan_mmaction``
-then loads only this module; used by the tests to
-show that each breakage is real).
+Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import
+stan_mmaction`` then loads only this module; used by the tests to show that
+each breakage is real).
 """
 import importlib.abc
 import importlib.machinery
@@ -261,15 +266,16 @@ def patch_pkg_resources() -> bool:
 # --------------------------------------------------------------------------
 # 4. torch.load(weights_only=True) default vs mmengine checkpoints
 # --------------------------------------------------------------------------
-class _TrustedTorch(types.ModuleType):
+class _SafeTorch(types.ModuleType):
     """``torch`` as seen by mmengine's checkpoint module: everything is the
-    real torch except ``load``, which defaults to ``weights_only=False``.
+    real torch except ``load``, which runs no code from the file
+    (``stan_mmaction.utils.checkpoint.safe_torch_load``).
 
-    mmengine checkpoints store the message hub (``HistoryBuffer``), numpy
-    arrays and config text next to the weights; torch >= 2.6 refuses those
-    with its new ``weights_only=True`` default. The files are the user's own
-    checkpoints (``--resume``, ``load_from``), the same trust mmengine gave
-    them under torch < 2.6. Callers that pass ``weights_only`` keep it.
+    mmengine checkpoints store the message hub (``HistoryBuffer``) and numpy
+    arrays next to the weights; torch >= 2.6 refuses those with its
+    ``weights_only=True`` default, and turning it off for them would let any
+    checkpoint (``--resume``, ``load_from``, ``init_cfg=Pretrained``) run
+    code. Exactly those types are allowed.
     """
 
     def __init__(self, torch_module):
@@ -279,9 +285,31 @@ class _TrustedTorch(types.ModuleType):
     def __getattr__(self, name):
         return getattr(self._torch, name)
 
-    def load(self, *args, **kwargs):
-        kwargs.setdefault('weights_only', False)
-        return self._torch.load(*args, **kwargs)
+    def load(self, f, map_location=None, **kwargs):
+        from .utils.checkpoint import safe_torch_load
+        return safe_torch_load(f, map_location=map_location, **kwargs)
+
+
+def _safe_load_url(url, model_dir=None, map_location=None, **kwargs):
+    from .utils.checkpoint import safe_load_url
+    return safe_load_url(url, model_dir=model_dir, map_location=map_location,
+                         **kwargs)
+
+
+def _history_buffer_getstate(self) -> dict:
+    """Plain data: the default pickle of ``HistoryBuffer`` also carries its
+    statistics methods, reconstructed through ``getattr``."""
+    return dict(max_length=self.max_length,
+                _log_history=self._log_history,
+                _count_history=self._count_history)
+
+
+def _history_buffer_setstate(self, state: dict) -> None:
+    import numpy as np
+    self.max_length = state['max_length']
+    self._log_history = np.asarray(state['_log_history'])
+    self._count_history = np.asarray(state['_count_history'])
+    self._set_default_statistics()
 
 
 def _weights_only_is_default() -> bool:
@@ -299,13 +327,16 @@ def _weights_only_is_default() -> bool:
 def patch_torch_load() -> bool:
     if not _weights_only_is_default():
         return False
-    # Only mmengine's own checkpoint loaders (local, http, petrel, ...) are
-    # changed; the URL loader of mmengine.utils.dl_utils.hub delegates to
-    # torch.hub on torch >= 1.7 and keeps torch's default.
+    # mmengine's own checkpoint loaders (local, http, petrel, ...) and the
+    # URL loader they call (torch.hub with weights_only=False otherwise).
     import mmengine.runner.checkpoint as checkpoint_module
-    if isinstance(checkpoint_module.torch, _TrustedTorch):
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if isinstance(checkpoint_module.torch, _SafeTorch):
         return False
-    checkpoint_module.torch = _TrustedTorch(checkpoint_module.torch)
+    checkpoint_module.torch = _SafeTorch(checkpoint_module.torch)
+    checkpoint_module.load_url = _safe_load_url
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
+    HistoryBuffer.__setstate__ = _history_buffer_setstate
     return True
 
 

@@ -57,8 +57,12 @@ def video_list(source: str, prefix: str):
 def main(argv=None):
     args = parse_args(argv)
     from stan_mmaction.apis import VideoReadError, embed_video, init_model
-    model = init_model(args.config, args.checkpoint,
-                       cfg_options=args.cfg_options)
+    from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+    try:
+        model = init_model(args.config, args.checkpoint,
+                           cfg_options=args.cfg_options)
+    except UnsafeCheckpointError as err:
+        raise SystemExit(f'Error: {err}')
     videos = video_list(args.videos, args.data_prefix)
     os.makedirs(args.out_dir, exist_ok=True)
     failed, written = [], []

@@ -8,6 +8,8 @@ import _bootstrap  # noqa: F401  (repairs the stack before Config.fromfile)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
@@ -60,7 +62,10 @@ def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except UnsafeCheckpointError as err:
+        raise SystemExit(f'Error: {err}')
     if runner.rank == 0:
         # Besides the log: the metrics as JSON, for scripts and tables.
         path = osp.join(cfg.work_dir, 'test_metrics.json')

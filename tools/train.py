@@ -7,6 +7,8 @@ import _bootstrap  # noqa: F401  (repairs the stack before Config.fromfile)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a STAN / MMAction2 '
@@ -85,7 +87,10 @@ def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except UnsafeCheckpointError as err:  # --resume / load_from
+        raise SystemExit(f'Error: {err}')
 
 
 if __name__ == '__main__':
