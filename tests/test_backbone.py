@@ -71,13 +71,21 @@ def test_clip_path_inside_stan_equals_open_clip(tiny_clip_file):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
 
 
-def test_openai_jit_archive_loads(tiny_clip_file, tmp_path):
+def test_openai_jit_archive_loads_only_when_trusted(tiny_clip_file,
+                                                    tmp_path, monkeypatch):
+    from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
     _, clip = tiny_clip_file
     traced = torch.jit.trace_module(
         copy.deepcopy(clip), {'encode_image': torch.randn(1, 3, 32, 32)},
         check_trace=False)
     path = tmp_path / 'jit.pt'
     traced.save(str(path))
+    monkeypatch.delenv('STAN_MMACTION_TRUST_CHECKPOINTS', raising=False)
+    with pytest.raises(UnsafeCheckpointError,
+                       match='TorchScript archive.*STAN_MMACTION_TRUST_'
+                       'CHECKPOINTS=1 python tools/convert_checkpoint.py'):
+        make(num_stan_layers=0, pretrained=str(path))
+    monkeypatch.setenv('STAN_MMACTION_TRUST_CHECKPOINTS', '1')
     model = make(num_stan_layers=0, pretrained=str(path)).eval()
     x = video()
     with torch.no_grad():

@@ -33,9 +33,11 @@ def init_model(config: Union[str, Config],
     Args:
         config (str | Config): a config file (``mmaction::`` paths work) or
             a loaded config.
-        checkpoint (str, optional): a runner checkpoint to load strictly;
-            ``None`` keeps the weights the config's ``pretrained`` gives
-            (e.g. CLIP weights for zero-shot).
+        checkpoint (str, optional): a runner checkpoint (or its
+            ``.safetensors`` export by ``tools/convert_checkpoint.py``) to
+            load strictly, with no code run from it; ``None`` keeps the
+            weights the config's ``pretrained`` gives (e.g. CLIP weights for
+            zero-shot).
         device (str): where the model goes. Defaults to ``'cpu'``.
         cfg_options (dict, optional): overrides merged into the config
             (``--cfg-options`` of the tools).
@@ -55,7 +57,10 @@ def init_model(config: Union[str, Config],
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     model_cfg = strip_pretrained(cfg.model) if random_weights else cfg.model
     model = MODELS.build(model_cfg)
-    if checkpoint is not None:
+    if checkpoint is not None and checkpoint.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(checkpoint), strict=True)
+    elif checkpoint is not None:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.cfg = cfg

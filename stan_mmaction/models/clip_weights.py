@@ -2,9 +2,13 @@
 
 Both towers (``StanCLIPBackbone``'s visual tower and ``CLIPTextEncoder``)
 go through :func:`resolve_pretrained`: ``None`` (random init), a checkpoint
-file, or an open_clip pretrained tag (the weights file open_clip downloads
-for it, read here like any other file). It also settles the ``quick_gelu``
-default: the tag's setting for tags, True (OpenAI weights) otherwise.
+file (OpenAI / open_clip state dicts, training checkpoints holding one,
+OpenAI JIT archives, HuggingFace ``CLIPModel`` weights; detected by content),
+a HuggingFace CLIP folder (``config.json`` + weights; its sizes are checked
+against ``arch``), or an open_clip pretrained tag (the weights file open_clip
+downloads for it, read here like any other file). It also settles the
+``quick_gelu`` default: the tag's or ``config.json``'s setting, else True
+(OpenAI weights).
 :func:`load_visual_weights` and :func:`load_text_weights` then load a tower's
 part of the full CLIP state dict strictly, naming every key that does not fit.
 """
@@ -16,6 +20,12 @@ import open_clip
 import torch
 from mmengine.logging import MMLogger
 
+from ..utils.checkpoint import (TRUST_ENV, UnsafeCheckpointError,
+                                safe_torch_load, trusted, warn_trusted)
+from .checkpoint_formats import (check_hf_config, hf_clip_to_openai,
+                                 hf_quick_gelu, hf_weights_file,
+                                 is_hf_clip_folder, is_hf_clip_state_dict,
+                                 read_hf_config)
 from .clip import get_arch, resize_positional_embedding
 
 #: keys of a full CLIP state dict that belong to neither tower.
@@ -33,27 +43,46 @@ def _is_jit_archive(path: str) -> bool:
         return any(n.endswith('constants.pkl') for n in zf.namelist())
 
 
+def _load_jit_archive(path: str) -> Dict[str, torch.Tensor]:
+    """OpenAI's TorchScript archives hold code; read only when trusted."""
+    if not trusted():
+        raise UnsafeCheckpointError(
+            f'{path} is a TorchScript archive (OpenAI\'s original CLIP '
+            'release); loading it runs the code inside. If you trust it, '
+            f'convert it once: {TRUST_ENV}=1 python '
+            f'tools/convert_checkpoint.py {path} clip_state_dict.pt, and use '
+            'that file')
+    warn_trusted(path)
+    return torch.jit.load(path, map_location='cpu').state_dict()
+
+
 def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Read a CLIP checkpoint file into a flat open_clip/OpenAI state dict.
 
     Accepts a plain state dict (``torch.save`` or ``.safetensors``), a
     training checkpoint holding it under ``state_dict`` / ``model`` /
-    ``module`` (DDP ``module.`` prefixes are stripped), and OpenAI's JIT
-    archives (``ViT-B-32.pt``).
+    ``module`` (DDP ``module.`` prefixes are stripped), OpenAI's JIT
+    archives (``ViT-B-32.pt``; only with ``STAN_MMACTION_TRUST_CHECKPOINTS=1``:
+    they hold code), and HuggingFace ``CLIPModel`` weights (a
+    folder with ``config.json``, or its ``model.safetensors`` /
+    ``pytorch_model.bin``), converted to OpenAI names.
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: the file holds no tensor dict.
+        UnsafeCheckpointError: the file would run code when loaded.
     """
+    if is_hf_clip_folder(path):
+        path = hf_weights_file(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'CLIP checkpoint not found: {path}')
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         state = load_file(path, device='cpu')
     elif _is_jit_archive(path):
-        state = torch.jit.load(path, map_location='cpu').state_dict()
+        state = _load_jit_archive(path)
     else:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = safe_torch_load(path)
     for key in ('state_dict', 'model', 'module'):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -64,6 +93,8 @@ def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
                          '(a dict of tensors)')
     if all(k.startswith('module.') for k in state):
         state = {k[len('module.'):]: v for k, v in state.items()}
+    if is_hf_clip_state_dict(state):
+        state = hf_clip_to_openai(state)
     return dict(state)
 
 
@@ -76,19 +107,30 @@ def resolve_pretrained(arch, pretrained: Optional[str],
     Args:
         arch (str | dict): a name of ``ARCHS`` or a dict of sizes.
         pretrained (str, optional): ``None`` (random init), a CLIP
-            checkpoint file (see :func:`load_clip_state_dict`), or an
-            open_clip pretrained tag of the arch (``'openai'``,
+            checkpoint file or HuggingFace CLIP folder (see
+            :func:`load_clip_state_dict`), or an open_clip pretrained tag of
+            the arch (``'openai'``,
             ``'laion2b_s34b_b79k'``, ...), whose file open_clip downloads
             (once, into its cache).
         quick_gelu (bool, optional): QuickGELU activations. Defaults to the
-            tag's setting for tags and True (OpenAI weights) otherwise.
+            tag's setting for tags, ``hidden_act`` of a HuggingFace folder's
+            ``config.json``, and True (OpenAI weights) otherwise.
 
     Raises:
         ValueError: ``pretrained`` is neither a file nor a tag of the arch,
-            listing the known tags.
+            listing the known tags; a HuggingFace folder whose
+            ``config.json`` sizes differ from ``arch`` (both values named).
     """
     if pretrained is None:
         return None, True if quick_gelu is None else quick_gelu, 'random'
+    if is_hf_clip_folder(str(pretrained)):
+        config = read_hf_config(pretrained)
+        check_hf_config(config, get_arch(arch), arch,
+                        f'HuggingFace CLIP folder {pretrained}')
+        if quick_gelu is None:
+            quick_gelu = hf_quick_gelu(config)
+        return (load_clip_state_dict(pretrained),
+                True if quick_gelu is None else quick_gelu, str(pretrained))
     if osp.isfile(str(pretrained)):
         return (load_clip_state_dict(pretrained),
                 True if quick_gelu is None else quick_gelu, str(pretrained))
