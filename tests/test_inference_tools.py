@@ -65,11 +65,12 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     assert 'Index ' + index + ': 3 video(s)' in res.stdout
     assert '1 unreadable file(s) skipped' in res.stdout
     assert 'broken.mp4' in res.stdout.split('skipped:')[1]
-    saved = torch.load(index, weights_only=False)
-    assert sorted(saved['entries']) == sorted(videos)
+    from stan_mmaction.apis.search_index import VideoIndex
+    saved = VideoIndex.load(index)
+    assert sorted(saved.entries) == sorted(videos)
     from stan_mmaction.apis import embed_video, init_model
     ref = init_model(RETRIEVAL_CFG, ckpt)
-    torch.testing.assert_close(saved['entries'][videos[0]]['embedding'],
+    torch.testing.assert_close(saved.entries[videos[0]]['embedding'],
                                embed_video(ref, videos[0]))
 
     # Incremental: one new file is embedded, the others are kept.
@@ -79,7 +80,7 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     assert 'Indexing 2 new or changed video(s) (3 already indexed)' in \
         res.stdout  # the new one, and the broken one again
     assert 'Index ' + index + ': 4 video(s)' in res.stdout
-    assert new in torch.load(index, weights_only=False)['entries']
+    assert new in VideoIndex.load(index).entries
 
     # Another config on the same index: a clear message.
     other = osp.join(REPO_ROOT, 'configs', 'demo',
@@ -90,6 +91,45 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     res = run_tool(['search.py', 'query', 'x', '--index', index, '--config',
                     other])
     assert res.returncode != 0 and 'was built with config' in res.stderr
+
+
+def test_search_never_mixes_models(retrieval_setup, tmp_path):
+    """The index names its model by content: a checkpoint replaced at the
+    same path, or an edited _base_ file of the config, is another model; the
+    index refuses to add to it or to answer for it until rebuilt."""
+    root, _, _, videos = retrieval_setup
+    ckpt = str(tmp_path / 'model.pth')
+    save_random_checkpoint(RETRIEVAL_CFG, ckpt)
+    base = tmp_path / 'mybase.py'
+    base.write_text(f"_base_ = [{RETRIEVAL_CFG!r}]\n"
+                    "model = dict(head=dict(temperature=0.05))\n")
+    leaf = tmp_path / 'leaf.py'
+    leaf.write_text("_base_ = ['mybase.py']\n")
+    index = str(tmp_path / 'v.idx')
+    folder = str(root / 'videos')
+    common = ['--config', str(leaf), '--checkpoint', ckpt, '--index', index]
+    res = run_tool(['search.py', 'index', folder, *common])
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    torch.manual_seed(7)  # same path, other weights
+    from stan_mmaction.apis import init_model
+    torch.save({'state_dict': init_model(RETRIEVAL_CFG).state_dict()}, ckpt)
+    for args in (['index', folder, *common],
+                 ['query', 'x', '--index', index]):
+        res = run_tool(['search.py', *args])
+        assert res.returncode != 0
+        assert 'the checkpoint differs' in res.stderr, res.stderr[-2000:]
+    res = run_tool(['search.py', 'index', folder, *common, '--rebuild'])
+    assert res.returncode == 0 and '(0 already indexed)' in res.stdout
+
+    base.write_text(base.read_text().replace('0.05', '0.06'))
+    for args in (['index', folder, *common],
+                 ['query', 'x', '--index', index]):
+        res = run_tool(['search.py', *args])
+        assert res.returncode != 0
+        assert 'the resolved config differs' in res.stderr
+    res = run_tool(['search.py', 'query', 'x', '--index', index])
+    assert res.returncode != 0  # still refused: nothing was mixed in
 
 
 def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
@@ -106,13 +146,14 @@ def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
     index = str(tmp_path / 'constructed.idx')
     run_tool(['search.py', 'index', str(root / 'videos'), '--config',
               RETRIEVAL_CFG, '--checkpoint', ckpt, '--index', index])
-    data = torch.load(index, weights_only=False)
+    from stan_mmaction.apis.search_index import VideoIndex
+    data = VideoIndex.load(index)
     for path, c in zip(videos, cosines):
         emb = c * text + (1 - c**2)**0.5 * other
-        data['entries'][path]['embedding'] = emb
-    for path in set(data['entries']) - set(videos):
-        del data['entries'][path]
-    torch.save(data, index)
+        data.entries[path]['embedding'] = emb
+    for path in set(data.entries) - set(videos):
+        del data.entries[path]
+    data.save(index)
     sheet = str(tmp_path / 'hits.jpg')
     res = run_tool(['search.py', 'query', query, '--index', index,
                     '--top-k', '3', '--contact-sheet', sheet,

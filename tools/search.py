@@ -1,8 +1,11 @@
 """Text-to-video search over a folder of videos.
 
-Index once (embeddings saved with the config and checkpoint they came from;
-re-running adds new or changed files and drops deleted ones; unreadable
-files are reported at the end and skipped), then query with text:
+Index once (embeddings saved with the config and checkpoint they came from,
+identified by the content hashes of the resolved config and the checkpoint,
+in a safetensors file that cannot run code; re-running adds new or changed
+files and drops deleted ones, and refuses to mix in embeddings of another
+model; unreadable files are reported at the end and skipped), then query
+with text:
 
     python tools/search.py index VIDEO_FOLDER \\
         --config configs/stan_vitb32_msrvtt.py \\
@@ -17,8 +20,6 @@ and no ``--checkpoint`` (weights from the config's ``pretrained``, e.g.
 ``configs/clip_meanp_vitb32_msrvtt.py`` with OpenAI CLIP).
 """
 import argparse
-import hashlib
-import os
 import os.path as osp
 import sys
 
@@ -26,8 +27,6 @@ import _bootstrap  # noqa: F401
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
-
-INDEX_VERSION = 1
 
 
 def parse_args(argv=None):
@@ -57,67 +56,58 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def fingerprint(config: str, cfg_options) -> str:
-    """Hash of the config file and overrides (the checkpoint path is kept
-    and compared beside it)."""
-    with open(config, 'rb') as f:
-        data = f.read()
-    extra = repr(sorted((cfg_options or {}).items())).encode()
-    return hashlib.sha1(data + extra).hexdigest()[:16]
-
-
-def file_key(path: str):
-    st = os.stat(path)
-    return (st.st_size, int(st.st_mtime_ns))
-
-
 def cmd_index(args):
     from stan_mmaction.apis import (VideoReadError, embed_video, init_model,
                                     list_videos)
+    from stan_mmaction.apis.search_index import (SearchIndexError, VideoIndex,
+                                                 file_key)
     if not osp.isdir(args.folder):
         raise SystemExit(f'{args.folder} is not a folder')
     config = osp.abspath(args.config)
     checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else None
-    stamp = fingerprint(config, args.cfg_options)
-    entries = {}
+    index = VideoIndex.for_model(config, checkpoint, args.cfg_options)
     if osp.isfile(args.index) and not args.rebuild:
-        old = torch.load(args.index, weights_only=False)
-        if (old['fingerprint'], old['checkpoint']) != (stamp, checkpoint):
+        try:
+            old = VideoIndex.load(args.index)
+        except SearchIndexError as err:
+            raise SystemExit(str(err))
+        why = old.same_model(index)
+        if why:
             raise SystemExit(
-                f'{args.index} was built with config {old["config"]} and '
-                f'checkpoint {old["checkpoint"]}; index with those again, '
-                'pass --rebuild to replace it, or choose another --index')
-        entries = {p: e for p, e in old['entries'].items() if osp.isfile(p)}
+                f'{args.index} was built with config {old.config} and '
+                f'checkpoint {old.checkpoint}, another model: '
+                f'{"; ".join(why)}. Its embeddings cannot be mixed with new '
+                'ones: pass --rebuild to re-embed everything, or choose '
+                'another --index')
+        index.entries = {p: e for p, e in old.entries.items()
+                         if osp.isfile(p)}
     videos = [osp.abspath(p) for p in list_videos(args.folder)]
-    todo = [p for p in videos
-            if p not in entries or entries[p]['key'] != file_key(p)]
+    todo = [p for p in videos if p not in index.entries or
+            index.entries[p]['key'] != file_key(p)]
     model = init_model(config, checkpoint, cfg_options=args.cfg_options) \
         if todo else None
     failed = []
     if todo:
         print(f'Indexing {len(todo)} new or changed video(s) '
-              f'({len(entries)} already indexed)', flush=True)
+              f'({len(index.entries)} already indexed)', flush=True)
         bar = ProgressBar(len(todo), file=sys.stderr)
         for path in todo:
             try:
                 emb = embed_video(model, path, args.window)
-                entries[path] = dict(key=file_key(path), embedding=emb)
+                index.entries[path] = dict(key=file_key(path), embedding=emb)
             except VideoReadError as err:
-                entries.pop(path, None)
+                index.entries.pop(path, None)
                 failed.append(str(err))
             bar.update()
         sys.stderr.write('\n')
-    tmp = args.index + '.tmp'
-    torch.save(dict(version=INDEX_VERSION, config=config,
-                    checkpoint=checkpoint, cfg_options=args.cfg_options,
-                    fingerprint=stamp, entries=entries, failed=failed), tmp)
-    os.replace(tmp, args.index)
-    print(f'Index {args.index}: {len(entries)} video(s)')
+    index.failed = failed
+    index.save(args.index)
+    print(f'Index {args.index}: {len(index.entries)} video(s)')
     if failed:
         print(f'{len(failed)} unreadable file(s) skipped:')
         for line in failed:
             print(f'  {line}')
-    return entries, failed
+    return index.entries, failed
 
 
 def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
@@ -147,26 +137,43 @@ def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
 
 def cmd_query(args):
     from stan_mmaction.apis import embed_texts, init_model
+    from stan_mmaction.apis.search_index import SearchIndexError, VideoIndex
     if not osp.isfile(args.index):
         raise SystemExit(
             f'No index at {args.index}. Build one first: python '
             f'tools/search.py index VIDEO_FOLDER --config CONFIG '
             f'[--checkpoint CKPT] --index {args.index}')
-    index = torch.load(args.index, weights_only=False)
-    if args.config and fingerprint(osp.abspath(args.config),
-                                   index['cfg_options']) != \
-            index['fingerprint']:
-        raise SystemExit(
-            f'{args.index} was built with config {index["config"]}, not '
-            f'{args.config}; query without --config, or re-index: python '
-            f'tools/search.py index VIDEO_FOLDER --config {args.config} '
-            f'--index NEW_INDEX')
-    if not index['entries']:
+    try:
+        index = VideoIndex.load(args.index)
+    except SearchIndexError as err:
+        raise SystemExit(str(err))
+    if args.config:
+        asked = VideoIndex.for_model(osp.abspath(args.config),
+                                     index.checkpoint, index.cfg_options)
+        if asked.config_sha256 != index.config_sha256:
+            raise SystemExit(
+                f'{args.index} was built with config {index.config}, not '
+                f'{args.config}; query without --config, or re-index: python '
+                f'tools/search.py index VIDEO_FOLDER --config {args.config} '
+                f'--index NEW_INDEX')
+    if not index.entries:
         raise SystemExit(f'{args.index} holds no videos')
-    model = init_model(index['config'], index['checkpoint'],
-                       cfg_options=index['cfg_options'])
-    paths = sorted(index['entries'])
-    videos = torch.stack([index['entries'][p]['embedding'] for p in paths])
+    # The model the index names must still be the one that made it.
+    for name, path in (('config', index.config),
+                       ('checkpoint', index.checkpoint)):
+        if path is not None and not osp.isfile(path):
+            raise SystemExit(f'the {name} {path} of {args.index} is gone; '
+                             're-index with the model you want to query')
+    why = index.same_model(VideoIndex.for_model(
+        index.config, index.checkpoint, index.cfg_options))
+    if why:
+        raise SystemExit(f'the model of {args.index} changed since it was '
+                         f'built: {"; ".join(why)}. Re-index (index ... '
+                         '--rebuild) before querying')
+    model = init_model(index.config, index.checkpoint,
+                       cfg_options=index.cfg_options)
+    paths = sorted(index.entries)
+    videos = torch.stack([index.entries[p]['embedding'] for p in paths])
     text = embed_texts(model, [args.text])[0]
     scores = videos @ text
     k = min(args.top_k, len(paths))
@@ -181,8 +188,13 @@ def cmd_query(args):
 
 
 def main(argv=None):
+    from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
     args = parse_args(argv)
-    return cmd_index(args) if args.command == 'index' else cmd_query(args)
+    try:
+        return cmd_index(args) if args.command == 'index' else \
+            cmd_query(args)
+    except UnsafeCheckpointError as err:
+        raise SystemExit(f'Error: {err}')
 
 
 if __name__ == '__main__':

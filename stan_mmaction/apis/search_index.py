@@ -1,0 +1,150 @@
+"""The text-to-video search index (``tools/search.py``): embeddings in a
+format that cannot run code, tied to the exact model that made them.
+
+File format (version 2): one ``.safetensors`` file holding the tensor
+``embeddings`` ``(N, E)`` and, in its metadata, a JSON document with the
+video paths, their file keys (size, mtime), the config path and options, the
+checkpoint path, and the two fingerprints of the model: the SHA-256 of the
+fully resolved config (every ``_base_`` merged, options applied) and the
+SHA-256 of the checkpoint's content. Reading it parses JSON and raw tensors
+only; earlier versions were pickles and are refused, not unpickled.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+INDEX_VERSION = 2
+META_KEY = 'stan_mmaction_index'
+
+
+class SearchIndexError(ValueError):
+    """A file that is not a readable search index of this version."""
+
+
+def config_sha256(config: str, cfg_options: Optional[dict] = None) -> str:
+    """SHA-256 of the fully resolved config (bases merged, options applied):
+    editing a ``_base_`` file changes it, moving the files does not."""
+    from ..utils import load_config
+    cfg = load_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path: Optional[str], chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's content (``'none'`` for no file)."""
+    if path is None:
+        return 'none'
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_key(path: str) -> List[int]:
+    """What marks a video as changed: size and modification time."""
+    st = os.stat(path)
+    return [st.st_size, int(st.st_mtime_ns)]
+
+
+@dataclass
+class VideoIndex:
+    """Embeddings of videos plus the model that made them."""
+    config: str
+    checkpoint: Optional[str]
+    cfg_options: Optional[dict]
+    config_sha256: str
+    checkpoint_sha256: str
+    entries: Dict[str, dict] = field(default_factory=dict)  # path -> key, emb
+    failed: List[str] = field(default_factory=list)
+
+    @classmethod
+    def for_model(cls, config: str, checkpoint: Optional[str],
+                  cfg_options: Optional[dict]) -> 'VideoIndex':
+        return cls(config=config, checkpoint=checkpoint,
+                   cfg_options=cfg_options,
+                   config_sha256=config_sha256(config, cfg_options),
+                   checkpoint_sha256=file_sha256(checkpoint))
+
+    def same_model(self, other: 'VideoIndex') -> List[str]:
+        """What differs between the models of two indexes (empty: none)."""
+        why = []
+        if self.config_sha256 != other.config_sha256:
+            why.append(f'the resolved config differs ({self.config} then, '
+                       f'{other.config} now; a _base_ file or an option may '
+                       'have changed)')
+        if self.checkpoint_sha256 != other.checkpoint_sha256:
+            why.append(f'the checkpoint differs ({self.checkpoint} then, '
+                       f'{other.checkpoint} now; same path or not, its '
+                       'content changed)')
+        return why
+
+    def save(self, path: str) -> None:
+        """Write atomically: a unique temporary file in the same folder,
+        flushed to disk, then renamed over ``path``."""
+        from safetensors.torch import save_file
+        paths = sorted(self.entries)
+        embeddings = torch.stack([self.entries[p]['embedding'].float()
+                                  for p in paths]) if paths else \
+            torch.zeros(0, 0)
+        meta = dict(version=INDEX_VERSION, config=self.config,
+                    checkpoint=self.checkpoint, cfg_options=self.cfg_options,
+                    config_sha256=self.config_sha256,
+                    checkpoint_sha256=self.checkpoint_sha256, paths=paths,
+                    keys=[self.entries[p]['key'] for p in paths],
+                    failed=self.failed)
+        folder = osp.dirname(osp.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.',
+                                   suffix='.tmp', dir=folder)
+        os.close(fd)
+        try:
+            save_file(dict(embeddings=embeddings.contiguous()), tmp,
+                      metadata={META_KEY: json.dumps(meta)})
+            with open(tmp, 'rb') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path: str) -> 'VideoIndex':
+        """Read an index; nothing in the file is executed.
+
+        Raises:
+            SearchIndexError: not a version-2 index (older pickled indexes
+                included: they are not unpickled).
+        """
+        from safetensors import safe_open
+        try:
+            with safe_open(path, framework='pt') as f:
+                meta = json.loads((f.metadata() or {})[META_KEY])
+                embeddings = f.get_tensor('embeddings')
+        except Exception as err:  # noqa: BLE001  (any malformed file)
+            raise SearchIndexError(
+                f'{path} is not a search index of this version (safetensors '
+                'with stan_mmaction metadata). Indexes written by earlier '
+                'versions were pickles, which are not read because '
+                'unpickling can run code: build it again with tools/'
+                f'search.py index ... --rebuild ({type(err).__name__})'
+            ) from None
+        if meta.get('version') != INDEX_VERSION:
+            raise SearchIndexError(
+                f'{path}: index version {meta.get("version")}, this tool '
+                f'reads {INDEX_VERSION}; rebuild it')
+        entries = {p: dict(key=list(k), embedding=embeddings[i])
+                   for i, (p, k) in enumerate(zip(meta['paths'],
+                                                  meta['keys']))}
+        return cls(config=meta['config'], checkpoint=meta['checkpoint'],
+                   cfg_options=meta['cfg_options'],
+                   config_sha256=meta['config_sha256'],
+                   checkpoint_sha256=meta['checkpoint_sha256'],
+                   entries=entries, failed=list(meta['failed']))
