@@ -1,7 +1,9 @@
 """Each repair of stan_mmaction.compat: the breakage is real on the pinned
 stack without it (fresh interpreter, STAN_MMACTION_NO_COMPAT=1), and the
 repaired behaviour is right with it."""
+import os
 import os.path as osp
+import time
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ BASE_CFG = "_base_ = ['mmaction::_base_/default_runtime.py']\n"
 def test_all_repairs_applied_on_pinned_stack():
     assert compat.apply_all() == [
         'missing_drn', 'importlib_metadata', 'pkg_resources', 'torch_load',
-        'numpy_aliases', 'atomic_local_writes', 'cpu_distributed'
+        'numpy_aliases', 'atomic_local_writes', 'cpu_distributed', 'resume'
     ]
 
 
@@ -275,3 +277,63 @@ def test_dist_launcher_fails_without_compat_on_cpu():
         'init_dist("pytorch", backend="gloo")', NO_COMPAT)
     assert res.returncode != 0
     assert 'cuda' in res.stderr.lower() or 'CUDA' in res.stderr
+
+
+# 8. resume without a usable last_checkpoint ---------------------------------
+def _work_dir_with_checkpoints(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    for n, age in ((1, 30), (2, 20), (10, 40)):  # epoch_2 written last
+        path = work / f'epoch_{n}.pth'
+        path.write_bytes(b'x')
+        os.utime(path, (time.time() - age, time.time() - age))
+    (work / 'best_acc.pth').write_bytes(b'x')
+    return work
+
+
+def test_resume_finds_nothing_without_last_checkpoint_unrepaired(tmp_path):
+    work = _work_dir_with_checkpoints(tmp_path)
+    res = run_python(
+        'import stan_mmaction.compat\n'
+        'from mmengine.runner.checkpoint import find_latest_checkpoint\n'
+        f'print(find_latest_checkpoint({str(work)!r}))', NO_COMPAT)
+    assert res.returncode == 0
+    assert res.stdout.strip().splitlines()[-1] == 'None'
+
+
+def test_resume_falls_back_to_the_newest_checkpoint(tmp_path):
+    import mmengine.runner.runner as runner_module
+    assert runner_module.find_latest_checkpoint is \
+        compat.find_latest_checkpoint
+    work = _work_dir_with_checkpoints(tmp_path)
+    newest = str(work / 'epoch_2.pth')
+    assert compat.find_latest_checkpoint(str(work)) == newest  # missing
+    (work / 'last_checkpoint').write_text('')
+    assert compat.find_latest_checkpoint(str(work)) == newest  # empty
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_9.pth'))
+    assert compat.find_latest_checkpoint(str(work)) == newest  # stale
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    assert compat.find_latest_checkpoint(str(work)) == str(
+        work / 'epoch_1.pth')  # a valid one is followed
+    assert compat.find_latest_checkpoint(str(tmp_path / 'none')) is None
+
+
+def test_interrupted_last_checkpoint_write_keeps_the_old_one(
+        tmp_path, monkeypatch):
+    import mmengine.hooks.checkpoint_hook as hook_module
+    path = tmp_path / 'last_checkpoint'
+    path.write_text('/runs/epoch_1.pth')
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, 'replace', crash)
+    with pytest.raises(KeyboardInterrupt):
+        with hook_module.open(str(path), 'w') as f:
+            f.write('/runs/epoch_2.pth')
+    assert path.read_text() == '/runs/epoch_1.pth'
+    assert sorted(os.listdir(tmp_path)) == ['last_checkpoint']
+    monkeypatch.undo()
+    with hook_module.open(str(path), 'w') as f:
+        f.write('/runs/epoch_2.pth')
+    assert path.read_text() == '/runs/epoch_2.pth'

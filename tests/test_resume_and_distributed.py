@@ -1,4 +1,5 @@
 """Kill-and-resume equivalence and 2-process CPU training."""
+import os
 import os.path as osp
 import signal
 import socket
@@ -82,3 +83,38 @@ def test_dist_train_two_cpu_processes(demo_workspace, tmp_path):
     # 16 videos over 2 processes in batches of 4: 2 iterations an epoch.
     assert 'Epoch(train) [1][2/2]' in log
     assert osp.exists(osp.join(work, 'epoch_1.pth'))
+
+
+def test_resume_without_last_checkpoint_continues_and_keeps_files(
+        demo_workspace, tmp_path):
+    """A work dir with checkpoints but no last_checkpoint: --resume goes on
+    from the newest one; the earlier run's files are not overwritten."""
+    import hashlib
+    work = str(tmp_path / 'w')
+    short = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), CFG,
+             '--work-dir', work, '--cfg-options',
+             'default_hooks.checkpoint.max_keep_ckpts=-1',
+             'train_cfg.max_epochs=2', 'train_cfg.val_interval=10']
+    res = subprocess.run(short, cwd=demo_workspace, env=subprocess_env(ENV),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    os.remove(osp.join(work, 'last_checkpoint'))
+
+    def digest(name):
+        with open(osp.join(work, name), 'rb') as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    before = {n: digest(n) for n in ('epoch_1.pth', 'epoch_2.pth')}
+    longer = short[:5] + ['--resume'] + short[5:-2] + [
+        'train_cfg.max_epochs=3', 'train_cfg.val_interval=10']
+    res = subprocess.run(longer,
+                         cwd=demo_workspace, env=subprocess_env(ENV),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert 'resuming from the newest checkpoint' in log
+    assert 'resumed epoch: 2' in log, log[-3000:]
+    assert {n: digest(n) for n in before} == before
+    assert osp.isfile(osp.join(work, 'epoch_3.pth'))
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read().endswith('epoch_3.pth')

@@ -1,23 +1,10 @@
 #!/usr/bin/env bash
 # Usage: bash tools/dist_train.sh CONFIG GPUS [train.py options]
-# Env: NNODES, NODE_RANK, PORT, MASTER_ADDR, PYTHON (interpreter).
-set -e
+# Env: NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1), PORT (a free
+# port; set the same one on every node when NNODES > 1), PYTHON (python).
+source "$(dirname "$0")/_launch.sh"
+[ $# -ge 2 ] || usage "CONFIG GPUS [train.py options]"
 CONFIG=$1
 GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-TOOLS="$(cd "$(dirname "$0")" && pwd)"
-
-PYTHONPATH="$TOOLS/..":${PYTHONPATH:-} \
-$PYTHON -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$TOOLS/train.py" \
-    $CONFIG \
-    --launcher pytorch ${@:3}
+shift 2
+launch_torchrun "$GPUS" "$TOOLS/train.py" "$CONFIG" --launcher pytorch "$@"

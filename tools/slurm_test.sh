@@ -1,25 +1,13 @@
 #!/usr/bin/env bash
-# Usage: bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options]
-set -x
+# Usage: bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT
+#        [test.py options]
+# Env: as tools/slurm_train.sh.
+source "$(dirname "$0")/_launch.sh"
+[ $# -ge 4 ] || usage "PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options]"
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PY_ARGS=${@:5}
-PYTHON=${PYTHON:-python}
-TOOLS="$(cd "$(dirname "$0")" && pwd)"
-
-PYTHONPATH="$TOOLS/..":${PYTHONPATH:-} \
-srun -p ${PARTITION} \
-    --job-name=${JOB_NAME} \
-    --gres=gpu:${GPUS_PER_NODE} \
-    --ntasks=${GPUS} \
-    --ntasks-per-node=${GPUS_PER_NODE} \
-    --cpus-per-task=${CPUS_PER_TASK} \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    $PYTHON -u "$TOOLS/test.py" ${CONFIG} ${CHECKPOINT} --launcher="slurm" ${PY_ARGS}
+shift 4
+launch_srun "$PARTITION" "$JOB_NAME" "$TOOLS/test.py" "$CONFIG" \
+    "$CHECKPOINT" --launcher=slurm "$@"
