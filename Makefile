@@ -16,9 +16,17 @@ $(STAMP): requirements/pinned.txt setup.py
 
 venv: $(STAMP)
 
+# transformers beside our stack, for tests/test_transformers_compat.py only
+# (an install test; fetched from the package registry once, kept in .venv).
+TRANSFORMERS_DIR := $(VENV)/transformers-4.57.6
+$(TRANSFORMERS_DIR)/.complete: $(STAMP)
+	rm -rf $(TRANSFORMERS_DIR)
+	$(PY) -m pip install -q --target $(TRANSFORMERS_DIR) transformers==4.57.6
+	touch $@
+
 # Lint first (flake8 + isort, settings in setup.cfg), then the tests.
 # pytest exits 5 when it collected nothing: that is a failure here.
-test: $(STAMP)
+test: $(STAMP) $(TRANSFORMERS_DIR)/.complete
 	$(PY) -m flake8 .
 	$(PY) -m isort --check-only --diff .
 	$(PY) -m pytest tests; rc=$$?; \

@@ -39,6 +39,12 @@ Known breakages (see README, "Pinned stack"):
    ``open``. -> :func:`patch_resume` (the newest ``epoch_N`` / ``iter_N``
    checkpoint when ``last_checkpoint`` is missing, empty or stale;
    ``last_checkpoint`` written atomically)
+9. With ``transformers`` installed, mmaction2 1.2.0 imports its VindLU
+   models, which import names newer ``transformers`` releases moved
+   (``apply_chunking_to_forward`` from ``modeling_utils``, 4.57 tried), so
+   ``import mmaction.models`` fails. -> :func:`patch_vindlu_imports`: when
+   one of VindLU's ``transformers`` imports fails, mmaction2 registers its
+   placeholders instead, as when ``transformers`` is missing
 
 Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import
 stan_mmaction`` then loads only this module; used by the tests to show that
@@ -541,6 +547,66 @@ def patch_resume() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------
+# 9. mmaction2's VindLU imports under newer transformers
+# --------------------------------------------------------------------------
+#: why the VindLU placeholders were registered (for bug reports).
+VINDLU_REASON: List[str] = []
+
+
+def _vindlu_transformers_imports() -> List[Tuple[str, List[str]]]:
+    """``(module, names)`` of every ``from transformers... import`` in
+    mmaction2's VindLU sources, read without importing them."""
+    import ast
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = osp.join(list(spec.submodule_search_locations)[0], 'models',
+                      'multimodal', 'vindlu')
+    found = []
+    for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
+        if not name.endswith('.py'):
+            continue
+        with open(osp.join(folder, name), encoding='utf-8') as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and \
+                    node.module.split('.')[0] == 'transformers' and \
+                    node.col_offset == 0:
+                found.append((node.module, [a.name for a in node.names]))
+            elif isinstance(node, ast.Import) and node.col_offset == 0:
+                found += [(a.name, []) for a in node.names
+                          if a.name.split('.')[0] == 'transformers']
+    return found
+
+
+def vindlu_import_error() -> Optional[str]:
+    """Why VindLU's ``transformers`` imports fail (None: they work)."""
+    for module, names in _vindlu_transformers_imports():
+        try:
+            mod = importlib.import_module(module)
+        except Exception as err:  # noqa: BLE001  (any import-time error)
+            return f'import {module}: {type(err).__name__}: {err}'
+        missing = [n for n in names if not hasattr(mod, n)]
+        if missing:
+            return f'{module} has no {missing}'
+    return None
+
+
+def patch_vindlu_imports() -> bool:
+    if 'mmaction.models' in sys.modules:
+        return False  # too late to choose; mmaction.models imported fine
+    import mmaction.utils.dependency as dependency
+    if not dependency.WITH_MULTIMODAL:
+        return False
+    why = vindlu_import_error()
+    if why is None:
+        return False
+    dependency.WITH_MULTIMODAL = False
+    VINDLU_REASON.append(why)
+    return True
+
+
 def apply_all() -> List[str]:
     """Check versions and apply every needed repair (idempotent).
 
@@ -557,7 +623,8 @@ def apply_all() -> List[str]:
                         ('numpy_aliases', patch_numpy_aliases),
                         ('atomic_local_writes', patch_atomic_local_writes),
                         ('cpu_distributed', patch_cpu_distributed),
-                        ('resume', patch_resume)):
+                        ('resume', patch_resume),
+                        ('vindlu_imports', patch_vindlu_imports)):
         if patch() and name not in _APPLIED:
             _APPLIED.append(name)
     return list(_APPLIED)
