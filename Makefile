@@ -8,7 +8,7 @@ STAMP := $(VENV)/.stan_installed
 
 .PHONY: venv test demo clean-venv
 
-$(STAMP): requirements/pinned.txt setup.py
+$(STAMP): requirements/pinned.txt requirements/runtime.txt setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements/pinned.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .

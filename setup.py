@@ -2,19 +2,16 @@ import os.path as osp
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-TEST_ONLY = ('pytest', 'flake8', 'isort')
 
 
 def read_requirements():
-    """install_requires from requirements/pinned.txt, the one pin list.
-
-    pytest, flake8 and isort are test-only requirements.
-    """
+    """install_requires: the ranges of requirements/runtime.txt (the exact
+    lock, requirements/pinned.txt, is what `make` installs into .venv)."""
     reqs = []
-    with open(osp.join(HERE, 'requirements', 'pinned.txt')) as f:
+    with open(osp.join(HERE, 'requirements', 'runtime.txt')) as f:
         for line in f:
             line = line.split('#')[0].strip()
-            if line and not line.startswith(TEST_ONLY):
+            if line:
                 reqs.append(line)
     return reqs
 

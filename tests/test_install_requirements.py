@@ -1,0 +1,111 @@
+"""Installing the package into an environment that already has its own
+torch and a full mmcv changes neither: pip's resolver (``--dry-run
+--report``, offline) is run against an environment whose installed
+distributions are stand-ins (metadata only) with another torch and full
+mmcv, and must plan to install stan_mmaction alone."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+
+def read(path):
+    with open(osp.join(REPO_ROOT, path)) as f:
+        return [line.split('#')[0].strip() for line in f
+                if line.split('#')[0].strip()]
+
+
+def pinned_versions():
+    return dict(line.split('==') for line in read('requirements/pinned.txt'))
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp('wheel')
+    res = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q',
+                          '--no-deps', '--no-build-isolation', '-w',
+                          str(out), REPO_ROOT], capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return str(out)
+
+
+def fake_env(root, dists):
+    """A venv whose site-packages holds only dist-info metadata."""
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip',
+                    str(root)], check=True, timeout=120)
+    python = str(root / 'bin' / 'python')
+    site = subprocess.run(
+        [python, '-c', 'import sysconfig; '
+         'print(sysconfig.get_paths()["purelib"])'], capture_output=True,
+        text=True, check=True).stdout.strip()
+    for name, version in dists.items():
+        info = osp.join(site, f'{name}-{version}.dist-info')
+        os.makedirs(info)
+        with open(osp.join(info, 'METADATA'), 'w') as f:
+            f.write(f'Metadata-Version: 2.1\nName: {name}\n'
+                    f'Version: {version}\n')
+        for extra, text in (('INSTALLER', 'pip\n'), ('RECORD', '')):
+            with open(osp.join(info, extra), 'w') as f:
+                f.write(text)
+    return python
+
+
+def resolve(python, wheel, report):
+    """pip's plan for installing our wheel into ``python``'s environment,
+    offline, ignoring this machine's pip configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith('PIP_')}
+    env['PIP_CONFIG_FILE'] = os.devnull
+    return subprocess.run(
+        [sys.executable, '-m', 'pip', '--python', python, 'install',
+         '--dry-run', '--report', report, '--no-index', '--find-links',
+         wheel, 'stan_mmaction'], env=env, capture_output=True, text=True,
+        timeout=600)
+
+
+def test_install_requires_are_ranges_without_mmcv():
+    reqs = read('requirements/runtime.txt')
+    assert not any('==' in r for r in reqs)
+    assert not any(r.startswith(('mmcv', 'pytest', 'flake8', 'isort'))
+                   for r in reqs)
+    # The lock satisfies the ranges.
+    from packaging.requirements import Requirement
+    pins = pinned_versions()
+    for r in map(Requirement, reqs):
+        assert r.specifier.contains(pins[r.name]), (r, pins[r.name])
+
+
+def test_existing_torch_and_full_mmcv_are_kept(wheel, tmp_path):
+    pins = pinned_versions()
+    from packaging.requirements import Requirement
+    dists = {Requirement(r).name: pins[Requirement(r).name]
+             for r in read('requirements/runtime.txt')}
+    dists['torch'] = '2.15.0'  # not the pinned 2.14.1
+    dists['mmcv'] = '2.1.0'  # full mmcv, compiled for that torch
+    python = fake_env(tmp_path / 'env', dists)
+    report = str(tmp_path / 'report.json')
+    res = resolve(python, wheel, report)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    with open(report) as f:
+        plan = json.load(f)
+    assert [i['metadata']['name'].replace('-', '_').lower()
+            for i in plan['install']] == ['stan_mmaction']
+    assert 'Requirement already satisfied: torch<3,>=2.14' in res.stdout
+    assert '(2.15.0)' in res.stdout
+
+
+def test_a_missing_dependency_is_what_gets_planned(wheel, tmp_path):
+    """Control: the check can fail. Without einops installed (and no index),
+    pip cannot plan the install and says which requirement is missing."""
+    pins = pinned_versions()
+    from packaging.requirements import Requirement
+    dists = {Requirement(r).name: pins[Requirement(r).name]
+             for r in read('requirements/runtime.txt')}
+    del dists['einops']
+    python = fake_env(tmp_path / 'env', dists)
+    res = resolve(python, wheel, str(tmp_path / 'r.json'))
+    assert res.returncode != 0 and 'einops' in res.stdout + res.stderr
