@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stan_installed
 
-.PHONY: venv test demo clean-venv
+.PHONY: venv test test-lowest demo clean-venv
 
 $(STAMP): requirements/pinned.txt requirements/runtime.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,31 @@ test: $(STAMP) $(TRANSFORMERS_DIR)/.complete
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; \
 	exit $$rc
 
+# The second tested point: the lowest versions of requirements/runtime.txt
+# (requirements/lowest.txt) in .venv-lowest, running the tests of model
+# equivalence, weights, retrieval, training with resume and the tools.
+# (tests/test_compat.py is about the pinned stack's own breakages.)
+LOWEST_VENV ?= .venv-lowest
+LOWEST_PY := $(LOWEST_VENV)/bin/python
+LOWEST_STAMP := $(LOWEST_VENV)/.stan_installed
+LOWEST_TESTS := tests/test_backbone.py tests/test_clip_weights.py \
+	tests/test_checkpoint_formats.py tests/test_checkpoint_safety.py \
+	tests/test_retrieval.py tests/test_resume_and_distributed.py \
+	tests/test_train_test_tools.py tests/test_inference_tools.py \
+	tests/test_clip_shape.py tests/test_get_flops.py tests/test_zero_shot.py \
+	tests/test_retrieval_metric.py
+
+$(LOWEST_STAMP): requirements/lowest.txt setup.py
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_PY) -m pip install -q -r requirements/lowest.txt
+	$(LOWEST_PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST_PY) -m pytest $(LOWEST_TESTS)
+
 demo: $(STAMP)
 	$(PY) tools/synthetic_demo.py
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LOWEST_VENV)

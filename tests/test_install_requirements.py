@@ -19,8 +19,8 @@ def read(path):
                 if line.split('#')[0].strip()]
 
 
-def pinned_versions():
-    return dict(line.split('==') for line in read('requirements/pinned.txt'))
+def pinned_versions(path='requirements/pinned.txt'):
+    return dict(line.split('==') for line in read(path))
 
 
 @pytest.fixture(scope='module')
@@ -72,11 +72,16 @@ def test_install_requires_are_ranges_without_mmcv():
     assert not any('==' in r for r in reqs)
     assert not any(r.startswith(('mmcv', 'pytest', 'flake8', 'isort'))
                    for r in reqs)
-    # The lock satisfies the ranges.
+    # Both tested points satisfy the ranges, and the lowest one is their
+    # lower bounds.
     from packaging.requirements import Requirement
     pins = pinned_versions()
+    lowest = pinned_versions('requirements/lowest.txt')
     for r in map(Requirement, reqs):
         assert r.specifier.contains(pins[r.name]), (r, pins[r.name])
+        assert r.specifier.contains(lowest[r.name]), (r, lowest[r.name])
+        lower = [s.version for s in r.specifier if s.operator == '>=']
+        assert lower == [lowest[r.name]], r
 
 
 def test_existing_torch_and_full_mmcv_are_kept(wheel, tmp_path):
@@ -94,7 +99,7 @@ def test_existing_torch_and_full_mmcv_are_kept(wheel, tmp_path):
         plan = json.load(f)
     assert [i['metadata']['name'].replace('-', '_').lower()
             for i in plan['install']] == ['stan_mmaction']
-    assert 'Requirement already satisfied: torch<3,>=2.14' in res.stdout
+    assert 'Requirement already satisfied: torch<3,>=2.9.1' in res.stdout
     assert '(2.15.0)' in res.stdout
 
 
