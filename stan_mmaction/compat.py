@@ -390,20 +390,10 @@ def _atomic_write(filepath, data, mode: str, encoding=None) -> None:
     """Write to a temporary file beside ``filepath``, then rename it over
     ``filepath`` (atomic on POSIX): readers see the old or the new file,
     never half of one."""
-    filepath = os.fspath(filepath)
-    directory = osp.dirname(osp.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    tmp = osp.join(directory,
-                   f'.{osp.basename(filepath)}.tmp-{os.getpid()}')
-    try:
+    from .utils.atomic import atomic_path
+    with atomic_path(filepath) as tmp:
         with open(tmp, mode, encoding=encoding) as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def _atomic_put(self, obj: bytes, filepath) -> None:

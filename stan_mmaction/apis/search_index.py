@@ -12,12 +12,12 @@ only; earlier versions were pickles and are refused, not unpickled.
 import hashlib
 import json
 import os
-import os.path as osp
-import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
+
+from ..utils.atomic import atomic_path
 
 INDEX_VERSION = 2
 META_KEY = 'stan_mmaction_index'
@@ -88,8 +88,7 @@ class VideoIndex:
         return why
 
     def save(self, path: str) -> None:
-        """Write atomically: a unique temporary file in the same folder,
-        flushed to disk, then renamed over ``path``."""
+        """Write atomically (``utils.atomic.atomic_path``)."""
         from safetensors.torch import save_file
         paths = sorted(self.entries)
         embeddings = torch.stack([self.entries[p]['embedding'].float()
@@ -101,19 +100,9 @@ class VideoIndex:
                     checkpoint_sha256=self.checkpoint_sha256, paths=paths,
                     keys=[self.entries[p]['key'] for p in paths],
                     failed=self.failed)
-        folder = osp.dirname(osp.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.',
-                                   suffix='.tmp', dir=folder)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(dict(embeddings=embeddings.contiguous()), tmp,
                       metadata={META_KEY: json.dumps(meta)})
-            with open(tmp, 'rb') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
 
     @classmethod
     def load(cls, path: str) -> 'VideoIndex':
