@@ -22,7 +22,6 @@ naming the keys, what it cannot place.
         epoch_5.safetensors
 """
 import argparse
-import os
 import os.path as osp
 
 import _bootstrap  # noqa: F401
@@ -42,43 +41,25 @@ def parse_args(argv=None):
 
 
 def save(state: dict, dst: str, meta: dict) -> None:
-    """Write atomically: a temporary file beside DST, then a rename."""
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = f'{dst}.tmp{os.getpid()}'
-    if dst.endswith('.safetensors'):
-        from safetensors.torch import save_file
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp,
-                  metadata={k: str(v) for k, v in meta.items()})
-    else:
-        torch.save(dict(state_dict=state, meta=meta), tmp)
-    os.replace(tmp, dst)
+    """Write atomically (``stan_mmaction.utils.atomic.atomic_path``)."""
+    from stan_mmaction.utils.atomic import atomic_path
+    with atomic_path(dst) as tmp:
+        if dst.endswith('.safetensors'):
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in state.items()}, tmp,
+                      metadata={k: str(v) for k, v in meta.items()})
+        else:
+            torch.save(dict(state_dict=state, meta=meta), tmp)
 
 
 def load_source(src: str) -> dict:
-    """The flat tensor dict of SRC (any container we know)."""
-    from stan_mmaction.models.checkpoint_formats import (hf_weights_file,
-                                                         is_hf_clip_folder)
-    if is_hf_clip_folder(src):
-        src = hf_weights_file(src)
-    if not osp.isfile(src):
-        raise SystemExit(f'{src}: no such file or HuggingFace CLIP folder')
-    if src.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(src)
-    from stan_mmaction.models.clip_weights import (_is_jit_archive,
-                                                   load_clip_state_dict)
-    if _is_jit_archive(src):  # OpenAI's TorchScript CLIP: trusted-only
-        return load_clip_state_dict(src)
-    from stan_mmaction.utils.checkpoint import safe_torch_load
-    state = safe_torch_load(src)
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        raise SystemExit(f'{src} holds no state dict of tensors')
-    return dict(state)
+    """The flat tensor dict of SRC (any container
+    ``clip_weights.read_state_dict`` knows), names as stored."""
+    from stan_mmaction.models.clip_weights import read_state_dict
+    try:
+        return read_state_dict(src, what='source')
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(str(err))
 
 
 def convert_reference(state: dict, args) -> dict:

@@ -56,16 +56,16 @@ def _load_jit_archive(path: str) -> Dict[str, torch.Tensor]:
     return torch.jit.load(path, map_location='cpu').state_dict()
 
 
-def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Read a CLIP checkpoint file into a flat open_clip/OpenAI state dict.
+def read_state_dict(path: str, what: str = 'CLIP') -> Dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat dict of tensors, names as stored.
 
     Accepts a plain state dict (``torch.save`` or ``.safetensors``), a
     training checkpoint holding it under ``state_dict`` / ``model`` /
     ``module`` (DDP ``module.`` prefixes are stripped), OpenAI's JIT
     archives (``ViT-B-32.pt``; only with ``STAN_MMACTION_TRUST_CHECKPOINTS=1``:
-    they hold code), and HuggingFace ``CLIPModel`` weights (a
-    folder with ``config.json``, or its ``model.safetensors`` /
-    ``pytorch_model.bin``), converted to OpenAI names.
+    they hold code), and a HuggingFace CLIP folder (its
+    ``model.safetensors`` / ``pytorch_model.bin``). ``what`` names the
+    expected content in errors.
 
     Raises:
         FileNotFoundError: no such file.
@@ -75,7 +75,7 @@ def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
     if is_hf_clip_folder(path):
         path = hf_weights_file(path)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'CLIP checkpoint not found: {path}')
+        raise FileNotFoundError(f'{what} checkpoint not found: {path}')
     if path.endswith('.safetensors'):
         from safetensors.torch import load_file
         state = load_file(path, device='cpu')
@@ -89,13 +89,20 @@ def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
             break
     if not isinstance(state, dict) or not state or not all(
             isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f'{path} does not hold a CLIP state dict '
+        raise ValueError(f'{path} does not hold a {what} state dict '
                          '(a dict of tensors)')
     if all(k.startswith('module.') for k in state):
         state = {k[len('module.'):]: v for k, v in state.items()}
-    if is_hf_clip_state_dict(state):
-        state = hf_clip_to_openai(state)
     return dict(state)
+
+
+def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Read a CLIP checkpoint (any container of :func:`read_state_dict`)
+    into a flat open_clip/OpenAI state dict; HuggingFace ``CLIPModel``
+    weights are converted to OpenAI names."""
+    state = read_state_dict(path)
+    return hf_clip_to_openai(state) if is_hf_clip_state_dict(state) \
+        else state
 
 
 def resolve_pretrained(arch, pretrained: Optional[str],
