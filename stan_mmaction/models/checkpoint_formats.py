@@ -32,8 +32,8 @@ BLOCK_RENAMES = (
     ('mlp.fc2.', 'mlp.c_proj.'),
     ('self_attn.out_proj.', 'attn.out_proj.'),
 )
-#: HF vision embeddings / norms -> OpenAI ``visual.`` names (without the
-#: ``vision_model.`` and ``embeddings.`` levels).
+#: HF vision embeddings / norms -> OpenAI ``visual.`` names (below
+#: ``vision_model.``; an ``embeddings.`` level is looked through).
 VISION_RENAMES = {
     'class_embedding': 'class_embedding',
     'patch_embedding.weight': 'conv1.weight',
@@ -43,10 +43,11 @@ VISION_RENAMES = {
     'post_layernorm.weight': 'ln_post.weight',
     'post_layernorm.bias': 'ln_post.bias',
 }
-#: HF text names -> OpenAI text names (below ``text_model.``).
+#: HF text names -> OpenAI text names (below ``text_model.``; an
+#: ``embeddings.`` level is looked through).
 TEXT_RENAMES = {
-    'embeddings.token_embedding.weight': 'token_embedding.weight',
-    'embeddings.position_embedding.weight': 'positional_embedding',
+    'token_embedding.weight': 'token_embedding.weight',
+    'position_embedding.weight': 'positional_embedding',
     'final_layer_norm.weight': 'ln_final.weight',
     'final_layer_norm.bias': 'ln_final.bias',
 }
@@ -102,22 +103,22 @@ def _projection(state: Tensors, src: str, dst: str, out: Tensors,
         used.add(src)
 
 
-def hf_vision_to_openai(items: Tensors,
-                        prefix: str = '') -> Tuple[Tensors, set]:
-    """HF vision tower keys under ``prefix`` (``vision_model.`` in a
-    ``CLIPModel``, ``''`` in the authors' ``backbone.``) -> OpenAI
-    ``visual.*`` keys without the ``visual.`` prefix. Returns the converted
-    dict and the source keys used."""
+def _tower_to_openai(items: Tensors, prefix: str,
+                     renames: Dict[str, str]) -> Tuple[Tensors, set]:
+    """One HF tower under ``prefix`` -> OpenAI names: the top-level tensors
+    through ``renames`` (looking through an ``embeddings.`` level, which the
+    authors' checkpoints lack), HF's weightless buffers dropped, and the
+    blocks under ``encoder.layers.`` (or ``layers.``) converted. Returns the
+    converted dict and the source keys used."""
     out, used = {}, set()
-    emb = prefix + 'embeddings.'
     for key, value in items.items():
         if not key.startswith(prefix):
             continue
         rest = key[len(prefix):]
-        if key.startswith(emb):
-            rest = key[len(emb):]
-        if rest in VISION_RENAMES:
-            out[VISION_RENAMES[rest]] = value
+        if rest.startswith('embeddings.'):
+            rest = rest[len('embeddings.'):]
+        if rest in renames:
+            out[renames[rest]] = value
             used.add(key)
         elif rest.split('.')[-1] in HF_BUFFERS:
             used.add(key)
@@ -128,22 +129,18 @@ def hf_vision_to_openai(items: Tensors,
     return out, used
 
 
+def hf_vision_to_openai(items: Tensors,
+                        prefix: str = '') -> Tuple[Tensors, set]:
+    """HF vision tower keys under ``prefix`` (``vision_model.`` in a
+    ``CLIPModel``, ``''`` in the authors' ``backbone.``) -> OpenAI
+    ``visual.*`` keys without the ``visual.`` prefix."""
+    return _tower_to_openai(items, prefix, VISION_RENAMES)
+
+
 def hf_text_to_openai(items: Tensors, prefix: str = 'text_model.'
                       ) -> Tuple[Tensors, set]:
     """HF text tower keys under ``prefix`` -> OpenAI text keys."""
-    out, used = {}, set()
-    for key, value in items.items():
-        if not key.startswith(prefix):
-            continue
-        rest = key[len(prefix):]
-        if rest in TEXT_RENAMES:
-            out[TEXT_RENAMES[rest]] = value
-            used.add(key)
-        elif rest.split('.')[-1] in HF_BUFFERS:
-            used.add(key)
-    _convert_blocks(items, prefix + 'encoder.layers.',
-                    'transformer.resblocks.', out, used)
-    return out, used
+    return _tower_to_openai(items, prefix, TEXT_RENAMES)
 
 
 def is_hf_clip_state_dict(state: Tensors) -> bool:
