@@ -14,7 +14,7 @@ and the opt-in for trusted legacy files: the environment variable
 import os
 import pickle
 import re
-from typing import Any, List
+from typing import Any, Callable, List
 
 import torch
 
@@ -75,6 +75,19 @@ def warn_trusted(source: str) -> None:
         f'{TRUST_ENV}=1: unpickling {source} in full; it can run code')
 
 
+def _load_safely(load: Callable[..., Any], source: str):
+    """``load(weights_only=...)`` under the rules above: in full (warned)
+    when trusted, else ``weights_only=True`` with :func:`safe_globals`."""
+    if trusted():
+        warn_trusted(source)
+        return load(weights_only=False)
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            return load(weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise unsafe_error(source, err) from None
+
+
 def safe_torch_load(f, map_location='cpu', **kwargs):
     """``torch.load`` that runs no code from the file.
 
@@ -86,31 +99,17 @@ def safe_torch_load(f, map_location='cpu', **kwargs):
     """
     kwargs.pop('weights_only', None)
     source = f if isinstance(f, (str, os.PathLike)) else 'checkpoint stream'
-    if trusted():
-        warn_trusted(source)
-        return torch.load(f, map_location=map_location, weights_only=False,
-                          **kwargs)
-    try:
-        with torch.serialization.safe_globals(safe_globals()):
-            return torch.load(f, map_location=map_location,
-                              weights_only=True, **kwargs)
-    except pickle.UnpicklingError as err:
-        raise unsafe_error(str(source), err) from None
+    return _load_safely(
+        lambda weights_only: torch.load(f, map_location=map_location,
+                                        weights_only=weights_only, **kwargs),
+        str(source))
 
 
 def safe_load_url(url: str, model_dir=None, map_location=None, **kwargs):
     """``torch.hub.load_state_dict_from_url`` with :func:`safe_torch_load`'s
     rules (MMEngine's ``load_url`` passes no ``weights_only``)."""
     kwargs.pop('weights_only', None)
-    if trusted():
-        warn_trusted(url)
-        return torch.hub.load_state_dict_from_url(
+    return _load_safely(
+        lambda weights_only: torch.hub.load_state_dict_from_url(
             url, model_dir=model_dir, map_location=map_location,
-            weights_only=False, **kwargs)
-    try:
-        with torch.serialization.safe_globals(safe_globals()):
-            return torch.hub.load_state_dict_from_url(
-                url, model_dir=model_dir, map_location=map_location,
-                weights_only=True, **kwargs)
-    except pickle.UnpicklingError as err:
-        raise unsafe_error(url, err) from None
+            weights_only=weights_only, **kwargs), url)
