@@ -137,7 +137,8 @@ def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
 
 def cmd_query(args):
     from stan_mmaction.apis import embed_texts, init_model
-    from stan_mmaction.apis.search_index import SearchIndexError, VideoIndex
+    from stan_mmaction.apis.search_index import (SearchIndexError, VideoIndex,
+                                                 config_sha256)
     if not osp.isfile(args.index):
         raise SystemExit(
             f'No index at {args.index}. Build one first: python '
@@ -148,9 +149,8 @@ def cmd_query(args):
     except SearchIndexError as err:
         raise SystemExit(str(err))
     if args.config:
-        asked = VideoIndex.for_model(osp.abspath(args.config),
-                                     index.checkpoint, index.cfg_options)
-        if asked.config_sha256 != index.config_sha256:
+        if config_sha256(osp.abspath(args.config),
+                         index.cfg_options) != index.config_sha256:
             raise SystemExit(
                 f'{args.index} was built with config {index.config}, not '
                 f'{args.config}; query without --config, or re-index: python '
