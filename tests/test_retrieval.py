@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from _ddp_retrieval_case import build_case
+from _ddp_retrieval_case import GRAD_SCALE_BATCH, authors_loss, build_case
 from conftest import REPO_ROOT, subprocess_env
 
 from stan_mmaction.datasets import (EmptyCaptionError, OpenCLIPTokenize,
@@ -231,6 +231,105 @@ def test_two_process_gather_equals_whole_batch(tmp_path, split):
             torch.testing.assert_close(
                 result['grads'][name], grad, rtol=1e-4,
                 atol=1e-5 * grad.abs().max().item(), msg=name)
+
+
+# -- gradient scale: the authors' rule, reproduced --------------------------
+def _run_grad_scale_case(tmp_path, world):
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+         '--nproc_per_node', str(world),
+         osp.join(REPO_ROOT, 'tests', '_ddp_retrieval_case.py'), '--out',
+         str(tmp_path), '--case', 'grad_scale'],
+        cwd=REPO_ROOT, env=subprocess_env({'OMP_NUM_THREADS': '1'}),
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True)
+             for r in range(world)]
+    for other in ranks[1:]:  # DDP: every rank holds the same gradients
+        for rule, grads in other.items():
+            for name, g in grads.items():
+                torch.testing.assert_close(g, ranks[0][rule][name])
+    return ranks[0]
+
+
+def _authors_on_virtual_gpus(gpus):
+    """The authors' rule on ``gpus`` ranks simulated in one process: every
+    rank computes the summed loss over the whole batch with only its own
+    rows carrying gradients; DDP averages the ranks' gradients."""
+    model, videos, tokens = build_case(
+        GRAD_SCALE_BATCH, learnable_temperature=False)
+    per = GRAD_SCALE_BATCH // gpus
+    for rank in range(gpus):
+        video, text = model(dict(imgs=videos, text=tokens), mode='tensor')
+        mine = torch.zeros(GRAD_SCALE_BATCH, 1)
+        mine[rank * per:(rank + 1) * per] = 1
+
+        def gather(x):  # this rank's rows keep their gradient, no others
+            return x * mine + x.detach() * (1 - mine)
+
+        (authors_loss(video, text, model.head.temperature, gather) /
+         gpus).backward()
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+def _flat(grads):
+    return torch.cat([g.flatten() for g in grads.values()])
+
+
+def _clipped(grads, max_norm):
+    """The gradient AdamW receives after ``clip_grad_norm_``."""
+    model, _, _ = build_case(GRAD_SCALE_BATCH, learnable_temperature=False)
+    for name, p in model.named_parameters():
+        p.grad = grads[name].clone()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    return norm, _flat({n: p.grad for n, p in model.named_parameters()})
+
+
+@pytest.mark.parametrize('world', [2, 4])
+def test_gradient_scale_reproduces_the_authors_rule(tmp_path, world):
+    """``reference_gpus='world_size'`` equals the authors' summed loss with
+    their local-slice gather and DDP's averaging on the same processes;
+    ``reference_gpus=8`` (the configs) equals their rule on 8 GPUs at any
+    world size; the default mean is W/2 times theirs. Clipping at the
+    configs' threshold (and below and above the gradient's norm) then hands
+    AdamW the same gradient as the authors' 8-GPU run."""
+    got = _run_grad_scale_case(tmp_path, world)
+    authors = _flat(got['authors'])
+    assert authors.norm() > 0
+    tol = dict(rtol=1e-4, atol=1e-6 * authors.abs().max().item())
+    torch.testing.assert_close(_flat(got['ours_world_size']), authors, **tol)
+    ratio = _flat(got['ours_mean']).norm() / authors.norm()
+    assert ratio.item() == pytest.approx(world / 2, rel=1e-4)
+    authors8 = _authors_on_virtual_gpus(8)
+    torch.testing.assert_close(_flat(got['ours_8']), _flat(authors8), **tol)
+    norm8 = _flat(authors8).norm().item()
+    for max_norm in (5.0, 0.5 * norm8, 2.0 * norm8):
+        norm_theirs, theirs = _clipped(authors8, max_norm)
+        norm_ours, ours = _clipped(got['ours_8'], max_norm)
+        assert norm_ours.item() == pytest.approx(norm_theirs.item(), 1e-4)
+        torch.testing.assert_close(ours, theirs, **tol)
+    # Without the scale (the mean, 4x their 8-GPU gradient), a threshold
+    # between the two norms clips ours and not theirs.
+    norm_mean, mean_clipped = _clipped(got['ours_mean'], 2.0 * norm8)
+    assert norm_mean.item() == pytest.approx(4 * norm8, rel=1e-4)
+    assert not torch.allclose(mean_clipped, _clipped(authors8, 2.0 * norm8)[1],
+                              **tol)
+
+
+def test_reference_gpus_validated():
+    for bad in (0, -8, 2.5, 'eight', True):
+        with pytest.raises(ValueError, match='reference_gpus'):
+            VideoTextRetrievalHead(reference_gpus=bad)
+    video, text = torch.randn(4, 8), torch.randn(4, 8)
+    half = VideoTextRetrievalHead(temperature=0.05).loss(video, text)
+    eighth = VideoTextRetrievalHead(temperature=0.05,
+                                    reference_gpus=8).loss(video, text)
+    # single process: 'world_size' is 1, the plain sum
+    summed = VideoTextRetrievalHead(
+        temperature=0.05, reference_gpus='world_size').loss(video, text)
+    for key in ('loss_t2v', 'loss_v2t'):
+        assert eighth[key].item() == pytest.approx(half[key].item() / 4)
+        assert summed[key].item() == pytest.approx(half[key].item() * 2)
 
 
 # -- tools end to end on synthetic captions -----------------------------------

@@ -4,9 +4,19 @@ Across processes the head all-gathers both modalities **with gradients**
 (:func:`all_gather_with_grad`), so N processes compute the same loss and the
 same parameter gradients (after DDP's averaging) as one process holding the
 whole batch.
+
+Gradient scale. The authors' code sums the two directions' cross entropies
+over the gathered batch, and its gather's backward keeps only the local
+rows' gradient; DDP then divides by the number of GPUs W. Every process
+computes the same summed loss, so their gradient is ``d(CE_t2v + CE_v2t) /
+dtheta / W``: it shrinks as GPUs are added, at the same global batch, and
+their ``clip_grad`` threshold of 5 was tuned at W = 8. ``reference_gpus``
+reproduces that scale exactly with our exact gather (see the head's
+docstring); the default (``None``) is the world-size independent mean of
+the two directions, W / 2 times theirs.
 """
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -77,7 +87,18 @@ class VideoTextRetrievalHead(BaseModule):
             this interval. Defaults to (0.001, 1.0).
         gather (bool): gather features across processes (with gradients)
             before the loss. Defaults to True.
-        loss_weight (float): scale of the loss. Defaults to 1.0.
+        reference_gpus (int | str | None): the gradient scale.
+            ``None``: the loss is the mean of the two directions (what one
+            process holding the whole batch computes; independent of the
+            world size). An int ``N``: the loss is ``(CE_t2v + CE_v2t) /
+            N``, which is the gradient the authors' code produces on ``N``
+            GPUs at the same global batch (see the module docstring), at any
+            world size here; the shipped retrieval configs use 8, their
+            setup, so ``clip_grad=dict(max_norm=5)`` clips where theirs did.
+            ``'world_size'``: ``N`` is this run's world size (their rule on
+            however many processes run, including its dependence on that
+            number). Defaults to None.
+        loss_weight (float): a further scale of the loss. Defaults to 1.0.
     """
 
     def __init__(self,
@@ -85,6 +106,7 @@ class VideoTextRetrievalHead(BaseModule):
                  learnable_temperature: bool = False,
                  temperature_range: Sequence[float] = (0.001, 1.0),
                  gather: bool = True,
+                 reference_gpus: Optional[Union[int, str]] = None,
                  loss_weight: float = 1.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -100,7 +122,22 @@ class VideoTextRetrievalHead(BaseModule):
             self.register_buffer('logit_scale', scale)
         self.scale_range = (math.log(1.0 / high), math.log(1.0 / low))
         self.gather = gather
+        if not (reference_gpus is None or reference_gpus == 'world_size' or
+                (isinstance(reference_gpus, int)
+                 and not isinstance(reference_gpus, bool)
+                 and reference_gpus >= 1)):
+            raise ValueError('reference_gpus must be None, a positive int or '
+                             f"'world_size', got {reference_gpus!r}")
+        self.reference_gpus = reference_gpus
         self.loss_weight = loss_weight
+
+    def direction_weight(self) -> float:
+        """The weight of each direction's cross entropy in the loss."""
+        if self.reference_gpus is None:
+            return 0.5 * self.loss_weight
+        gpus = (_world()[1] if self.reference_gpus == 'world_size' else
+                self.reference_gpus)
+        return self.loss_weight / gpus
 
     @property
     def temperature(self) -> torch.Tensor:
@@ -119,8 +156,9 @@ class VideoTextRetrievalHead(BaseModule):
              text: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Symmetric InfoNCE of paired ``(B, E)`` video and text embeddings.
 
-        Returns ``loss_t2v`` and ``loss_v2t`` (each half of the symmetric
-        loss, so their sum is it) and the current ``temperature``.
+        Returns ``loss_t2v`` and ``loss_v2t`` (each direction's cross
+        entropy times :meth:`direction_weight`: half of it by default, so
+        their sum is the symmetric loss) and the current ``temperature``.
         """
         if video.shape != text.shape:
             raise ValueError('paired video and text embeddings must have the '
@@ -136,7 +174,7 @@ class VideoTextRetrievalHead(BaseModule):
         # Every process computes the whole batch's loss L. The gather's
         # backward sums the processes' gradients of their rows (N x dL/df)
         # and DDP averages parameter gradients (/ N): exactly dL/dtheta.
-        weight = 0.5 * self.loss_weight
+        weight = self.direction_weight()
         return dict(
             loss_t2v=weight * F.cross_entropy(logits, target),
             loss_v2t=weight * F.cross_entropy(logits.t(), target),
