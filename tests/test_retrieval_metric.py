@@ -141,3 +141,34 @@ def test_metric_reads_predicted_samples():
     assert out['retrieval/t2v_R1'] == 50.0
     assert out['retrieval/v2t_R1'] == pytest.approx(200 / 3)
     assert 'retrieval/t2v_dsl_R1' in out and 'retrieval/v2t_dsl_MnR' in out
+
+
+def test_dsl_on_a_diffuse_matrix_equals_a_float64_reference():
+    """Random directions in few dimensions: cosines spread over [-1, 1], so
+    DSL's factors exp(100 * s - lse) span ~200 e-folds. In float32 a few
+    percent of them underflow to exactly 0 and tie; the metric works in
+    float64 and equals the float64 dense reference."""
+    rng = np.random.default_rng(3)
+    video = rng.normal(size=(150, 4)).astype(np.float32)
+    owner = np.concatenate([np.arange(150), rng.integers(0, 150, 150)])
+    text = (video[owner] + 1.5 * rng.normal(size=(300, 4))).astype(
+        np.float32)
+    # The reference sees the same float32 embeddings, widened.
+    video, text = video.astype(np.float64), text.astype(np.float64)
+    v = video / np.linalg.norm(video, axis=1, keepdims=True)
+    t = text / np.linalg.norm(text, axis=1, keepdims=True)
+    sim32 = torch.tensor(t @ v.T, dtype=torch.float32)
+    dsl32 = sim32 * torch.softmax(100 * sim32, dim=0)
+    assert (dsl32 == 0).float().mean() > 0.02  # the float32 failure
+    t2v, v2t = _dense_reference(video, text, owner, dsl=True)
+    # The float32 reference ranks differently: the case discriminates.
+    t2v32, _ = _dense_reference(video.astype(np.float32),
+                                text.astype(np.float32), owner, dsl=True)
+    assert (t2v32 != t2v).any()
+    for chunk in (7, 1024):
+        ranks = retrieval_ranks(torch.tensor(video, dtype=torch.float32),
+                                torch.tensor(text, dtype=torch.float32),
+                                torch.tensor(owner), dsl=True,
+                                chunk_size=chunk)
+        np.testing.assert_array_equal(ranks['t2v_dsl'].numpy(), t2v)
+        np.testing.assert_array_equal(ranks['v2t_dsl'].numpy(), v2t)

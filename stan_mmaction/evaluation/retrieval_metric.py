@@ -14,12 +14,19 @@ Conventions:
   captions not counted.
 - Ties are ranked pessimistically: a positive scored equal to k negatives
   ranks after all of them. (Optimistic ties would give a constant model a
-  perfect score.) Video-to-text DSL scores within a relative 1e-6 of the
+  perfect score.) Video-to-text DSL scores within a relative 1e-9 of the
   positive count as ties (see :data:`DSL_TIE_RTOL`).
-- DSL (CLIP4Clip's dual softmax, Cheng et al. 2021): text-to-video scores
+- All of it in float64: with DSL's scale of 100, a float32 ``exp`` of a
+  diffuse similarity matrix underflows to exactly 0 for scores more than
+  ~0.9 below the best (several percent of a random matrix), and those zeros
+  then tie. In float64 the smallest factor, ``exp(-200 - log N)``, is far
+  above the underflow threshold.
+- DSL (the dual softmax of CAMoE, Cheng et al. 2021, "Improving Video-Text
+  Retrieval by Multi-Stream Corpus Alignment and Dual Softmax Loss"):
+  text-to-video scores
   ``s(i, j) * softmax_i(scale * s(:, j))`` (the prior normalises over the
   queries of the other side), video-to-text ``s(i, j) *
-  softmax_j(scale * s(i, :))``; ``scale`` 100 as in CLIP4Clip.
+  softmax_j(scale * s(i, :))``; ``scale`` 100 as in CAMoE's code.
 """
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
@@ -55,9 +62,9 @@ def _count(mask, dim):
 
 #: DSL v2t thresholds come from gathered values and are compared with
 #: values computed over whole blocks; scores within this relative distance
-#: count as ties (a 1-ulp difference between the two paths must not turn a
-#: tie into a win).
-DSL_TIE_RTOL = 1e-6
+#: count as ties (a few-ulp float64 difference between the two paths must
+#: not turn a tie into a win).
+DSL_TIE_RTOL = 1e-9
 
 
 def _rank_passes(text, video, owner, chunk_size, scale=None):
@@ -65,11 +72,12 @@ def _rank_passes(text, video, owner, chunk_size, scale=None):
     nt, nv = text.shape[0], video.shape[0]
     dsl = scale is not None
     t2v = torch.empty(nt, dtype=torch.long)
-    best = torch.full((nv, ), -float('inf'))  # best own caption, per video
+    floats = dict(dtype=text.dtype)
+    best = torch.full((nv, ), -float('inf'), **floats)  # per video
     if dsl:
-        col_lse = torch.full((nv, ), -float('inf'))
-        row_lse = torch.empty(nt)
-        best_dsl = torch.full((nv, ), -float('inf'))
+        col_lse = torch.full((nv, ), -float('inf'), **floats)
+        row_lse = torch.empty(nt, **floats)
+        best_dsl = torch.full((nv, ), -float('inf'), **floats)
     # Pass 1: t2v ranks; the best own-caption score of every video; the
     # log-sum-exps DSL needs (over videos per text, over texts per video).
     for s, e, sim in _blocks(text, video, chunk_size):
@@ -127,7 +135,7 @@ def retrieval_ranks(video: torch.Tensor,
 
     Args:
         video (Tensor): ``(N_video, E)`` embeddings (cosine is used: they are
-            L2-normalised here).
+            L2-normalised here, in float64 like everything after).
         text (Tensor): ``(N_text, E)`` caption embeddings.
         text_to_video (Tensor): ``(N_text, )`` index of each caption's video;
             every video needs at least one caption.
@@ -140,9 +148,9 @@ def retrieval_ranks(video: torch.Tensor,
         ``t2v_dsl`` / ``v2t_dsl`` when ``dsl``.
     """
     video = torch.nn.functional.normalize(
-        torch.as_tensor(video).float(), dim=-1)
+        torch.as_tensor(video).double(), dim=-1)
     text = torch.nn.functional.normalize(
-        torch.as_tensor(text).float(), dim=-1)
+        torch.as_tensor(text).double(), dim=-1)
     owner = torch.as_tensor(text_to_video).long()
     if text.shape[0] != owner.shape[0]:
         raise ValueError(f'{text.shape[0]} captions but {owner.shape[0]} '
