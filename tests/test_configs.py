@@ -3,6 +3,7 @@ import glob
 import os.path as osp
 
 import pytest
+import torch
 from conftest import REPO_ROOT
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
@@ -109,6 +110,32 @@ def test_branch_gets_ten_times_clip_lr():
                 assert group['weight_decay'] == 0.0, name
 
 
+def test_bias_rule_covers_fused_biases_and_leaves_other_rules_alone():
+    """``bias_decay_mult`` reaches ``in_proj_bias`` (MMEngine's own rule
+    matches only ``bias``); a norm's bias keeps ``norm_decay_mult``; a
+    matching ``custom_keys`` entry still wins."""
+    from stan_mmaction.engine import StanOptimWrapperConstructor
+    model = torch.nn.ModuleDict(dict(
+        attn=torch.nn.MultiheadAttention(8, 2),
+        norm=torch.nn.LayerNorm(8),
+        extra=torch.nn.MultiheadAttention(8, 2)))
+    wrapper = StanOptimWrapperConstructor(
+        dict(type='OptimWrapper',
+             optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1)),
+        dict(bias_decay_mult=0.0, norm_decay_mult=0.5,
+             custom_keys={'extra.in_proj_bias': dict(decay_mult=2.0)}))(
+                 model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay = {names[id(g['params'][0])]: g['weight_decay']
+             for g in wrapper.optimizer.param_groups}
+    assert decay['attn.in_proj_bias'] == 0.0
+    assert decay['attn.out_proj.bias'] == 0.0
+    assert decay['attn.in_proj_weight'] == 0.1
+    assert decay['norm.bias'] == pytest.approx(0.05)
+    assert decay['norm.weight'] == pytest.approx(0.05)
+    assert decay['extra.in_proj_bias'] == pytest.approx(0.2)
+
+
 def test_lr_mult_keys_validated():
     from stan_mmaction.engine import StanOptimWrapperConstructor
     with pytest.raises(TypeError, match='lr_mult_keys'):
@@ -117,41 +144,146 @@ def test_lr_mult_keys_validated():
             dict(lr_mult_keys={'stan_branch': 'ten'}))
 
 
-def test_retrieval_recipe():
-    """Recipe (docs/architecture.md): 12 frames / 32 tokens (MSR-VTT,
-    LSMDC), 64 / 77 with gradient checkpointing (DiDeMo); temperature 0.01
-    (B/32), 0.02 (B/16); warm-up that ends, then cosine to 0 at the end of
-    the run; grad clip; AMP."""
-    expected = {
-        'configs/stan_vitb32_msrvtt.py': (12, 32, 0.01, 4, False),
-        'configs/stan_vitb16_msrvtt.py': (12, 32, 0.02, 4, False),
-        'configs/clip_meanp_vitb32_msrvtt.py': (12, 32, 0.01, 0, False),
-        'configs/stan_vitb32_didemo.py': (64, 77, 0.01, 4, True),
-        'configs/stan_vitb32_lsmdc.py': (12, 32, 0.01, 4, False),
-    }
-    for rel, (frames, context, temp, k, ckpt) in expected.items():
+def docs_table(path, first_header):
+    """Rows of the markdown table whose header starts with
+    ``first_header``, as dicts of strings."""
+    lines = open(osp.join(REPO_ROOT, path), encoding='utf-8').read().split(
+        '\n')
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith(f'| {first_header} |'))
+    header = [c.strip() for c in lines[start].strip('|').split('|')]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith('|'):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in
+                                      line.strip('|').split('|')))))
+    return rows
+
+
+RETRIEVAL_CONFIGS = sorted(
+    rel for rel in CONFIGS if not rel.startswith('configs/demo/')
+    and load(rel).model.type == 'StanVideoTextRetriever')
+
+
+def test_retrieval_configs_follow_docs_recipes():
+    """docs/recipes.md's retrieval table is what every shipped retrieval
+    config does: frames, tokens, epochs, warm-up, the curve after it, lr,
+    weight decay, temperature, batch and test resize; plus the settings
+    shared by all (gradient scale, clipping, AMP, branch lr, no flip)."""
+    rows = docs_table('docs/recipes.md', 'config')
+    assert sorted(r['config'] for r in rows) == RETRIEVAL_CONFIGS
+    for row in rows:
+        rel = row['config']
         cfg = load(rel)
         model = cfg.model
-        assert model.backbone.get('num_stan_layers', 4) == k, rel
-        assert model.backbone.get('grad_checkpointing', False) == ckpt, rel
-        assert model.text_encoder.get('grad_checkpointing', False) == ckpt
-        assert model.text_encoder.arch == model.backbone.arch, rel
-        assert model.text_encoder.pretrained == model.backbone.pretrained
-        assert model.head.temperature == temp, rel
         for loader in (cfg.train_dataloader, cfg.test_dataloader):
             steps = {s['type']: s for s in loader.dataset.pipeline}
-            assert steps['UniformSample']['clip_len'] == frames, rel
-            assert steps['OpenCLIPTokenize']['context_length'] == context
+            assert steps['UniformSample']['clip_len'] == int(row['frames'])
+            assert steps['OpenCLIPTokenize']['context_length'] == int(
+                row['tokens']), rel
             assert 'Flip' not in steps, rel
-        warmup, cosine = cfg.param_scheduler
-        assert 0 < warmup.end < cfg.train_cfg.max_epochs
-        assert cosine.begin == warmup.end and cosine.end == \
-            cfg.train_cfg.max_epochs and cosine.eta_min == 0
-        assert cosine.T_max == cosine.end - cosine.begin
-        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-        assert cfg.optim_wrapper.clip_grad.max_norm == 5
+        test_steps = {s['type']: s
+                      for s in cfg.test_dataloader.dataset.pipeline}
+        assert test_steps['Resize']['scale'] == (
+            -1, int(row['test short side'])), rel
+        assert test_steps['CenterCrop']['crop_size'] == 224, rel
+        assert cfg.train_cfg.max_epochs == int(row['epochs']), rel
+        warmup, *after = cfg.param_scheduler
+        assert warmup.type == 'LinearLR' and warmup.begin == 0, rel
+        assert warmup.end == int(row['warm-up epochs']), rel
+        assert warmup.start_factor == float(row['warm-up start']), rel
+        assert warmup.convert_to_iter_based, rel
+        if row['after warm-up'] == 'none':
+            assert after == [], rel
+        else:
+            (cosine, ) = after
+            assert row['after warm-up'] == f'cosine T_max {cosine.T_max}'
+            assert cosine.type == 'CosineAnnealingLR' and \
+                cosine.eta_min == 0, rel
+            assert cosine.begin == warmup.end, rel
+            assert cosine.end == cfg.train_cfg.max_epochs, rel
+        optimizer = cfg.optim_wrapper.optimizer
+        assert optimizer.lr == float(row['base lr']), rel
+        assert optimizer.weight_decay == float(row['weight decay']), rel
+        assert model.head.temperature == float(row['temperature']), rel
+        assert cfg.train_dataloader.batch_size == int(row['batch/GPU'])
+        assert cfg.auto_scale_lr.base_batch_size == 8 * int(
+            row['batch/GPU']), rel
+        # Shared by all: the authors' gradient scale and clipping, AMP,
+        # betas, the branch at 10x.
+        assert model.head.reference_gpus == 8, rel
+        assert cfg.optim_wrapper.clip_grad.max_norm == 5, rel
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper', rel
+        assert optimizer.betas == (0.9, 0.98) and optimizer.eps == 1e-8
         assert cfg.optim_wrapper.paramwise_cfg.lr_mult_keys == {
-            'stan_branch': 10.0}
+            'stan_branch': 10.0}, rel
+        # The two towers from the same CLIP; K and checkpointing.
+        assert model.text_encoder.arch == model.backbone.arch, rel
+        assert model.text_encoder.pretrained == model.backbone.pretrained
+        k = 0 if 'meanp' in rel else 4
+        assert model.backbone.get('num_stan_layers', 4) == k, rel
+        long_clip = int(row['frames']) > 12
+        assert model.backbone.get('grad_checkpointing', False) == long_clip
+        assert model.text_encoder.get('grad_checkpointing',
+                                      False) == long_clip
+
+
+def _expected_group(name, module, base_lr, base_wd):
+    """(lr, weight decay) the recipe gives parameter ``name``: 10x lr for
+    the branch and a new head; no decay for norms, every bias, embeddings
+    and the logit scale."""
+    last = name.rsplit('.', 1)[-1]
+    no_decay = (isinstance(module, torch.nn.LayerNorm)
+                or last.endswith('bias') or 'embedding' in name
+                or last == 'logit_scale')
+    fast = 'stan_branch' in name or 'cls_head' in name
+    return base_lr * (10 if fast else 1), 0.0 if no_decay else base_wd
+
+
+B16_TRAINED = [rel for rel in CONFIGS if 'vitb16' in rel
+               and 'zeroshot' not in rel]
+
+
+@pytest.mark.parametrize('rel', B16_TRAINED)
+def test_parameter_groups_of_the_b16_configs(rel):
+    """Every parameter of the full-size B/16 models (built without weights)
+    gets the lr and weight decay of the recipe; the fused in_proj_bias of
+    every attention layer (CLIP's, the branch's, the text tower's) is not
+    decayed; a frozen classifier (the authors' head) has no group."""
+    cfg = load(rel)
+    init_default_scope('mmaction')
+    model = build_model_without_weights(cfg.model)
+    optim_cfg = cfg.optim_wrapper
+    optim_cfg.type = 'OptimWrapper'  # no AMP on CPU
+    wrapper = build_optim_wrapper(model, optim_cfg)
+    base_lr = optim_cfg.optimizer.lr
+    base_wd = optim_cfg.optimizer.weight_decay
+    names = {id(p): n for n, p in model.named_parameters()}
+    seen, counts = set(), {}
+    for group in wrapper.optimizer.param_groups:
+        for p in group['params']:
+            name = names[id(p)]
+            module = model.get_submodule(name.rsplit('.', 1)[0])
+            lr, wd = _expected_group(name, module, base_lr, base_wd)
+            assert group['lr'] == pytest.approx(lr), name
+            assert group['weight_decay'] == wd, name
+            seen.add(name)
+            key = ('10x' if lr > base_lr else '1x', 'decay' if wd else '-')
+            counts[key] = counts.get(key, 0) + 1
+    assert seen == set(names.values())
+    in_proj = [n for n in names.values() if n.endswith('in_proj_bias')]
+    text_blocks = 12 if cfg.model.type == 'StanVideoTextRetriever' else 0
+    k = cfg.model.backbone.get('num_stan_layers', 4)
+    per_layer = 2 if k and cfg.model.backbone.get('temporal',
+                                                  'attn') == 'attn' else 1
+    assert len(in_proj) == 12 + k * per_layer + text_blocks
+    if cfg.model.get('cls_head', {}).get('trainable') is False:
+        assert not any('cls_head' in n for n in seen)
+    # CLIP's decayed matrices: 4 per block (in_proj, out_proj, c_fc,
+    # c_proj), the patch conv and proj.
+    assert counts[('1x', 'decay')] == 4 * 12 + 2 + (
+        4 * 12 + 1 if text_blocks else 0)
 
 
 def test_metafile_lists_existing_configs_with_demo_results():
@@ -163,6 +295,15 @@ def test_metafile_lists_existing_configs_with_demo_results():
     for path in listed:
         assert osp.isfile(osp.join(REPO_ROOT, path)), path
     assert len(set(listed)) == len(listed)
+    # Epochs and per-GPU batch in the metafile are the configs' own.
+    for model in meta['Models']:
+        cfg = load(model['Config'])
+        info = model['Metadata']
+        if 'Epochs' in info:
+            assert info['Epochs'] == cfg.train_cfg.max_epochs, model['Name']
+        if 'Batch Size' in info:
+            assert info['Batch Size'] == cfg.train_dataloader.batch_size, \
+                model['Name']
     # The demo results in the metafile are the README's measured ones.
     readme = open(osp.join(REPO_ROOT, 'README.md')).read()
     for model in meta['Models']:

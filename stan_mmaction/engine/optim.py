@@ -1,5 +1,5 @@
 """An optimizer constructor that gives the STAN branch its own lr while
-keeping the no-decay rule for norms and biases."""
+keeping the no-decay rule for norms and every bias."""
 from typing import Dict, List, Optional
 
 import torch.nn as nn
@@ -16,6 +16,11 @@ class StanOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     dict(lr_mult=10)}`` would put weight decay back on every bias and
     LayerNorm of the branch. ``lr_mult_keys`` multiplies the learning rate of
     parameters whose name contains a key *on top of* everything else.
+
+    MMEngine's ``bias_decay_mult`` applies to parameters named exactly
+    ``bias``; here it also applies to fused biases such as
+    ``nn.MultiheadAttention``'s ``in_proj_bias`` (every name ending in
+    ``bias``), unless a ``custom_keys`` entry matches the parameter.
 
     Example:
         >>> optim_wrapper = dict(
@@ -40,11 +45,18 @@ class StanOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                    prefix: str = '', **kwargs) -> None:
         first = len(params)
         super().add_params(params, module, prefix=prefix, **kwargs)
-        if prefix or not self.lr_mult_keys:
-            return  # recursive calls; the top-level call does the scaling
+        if prefix:
+            return  # recursive calls; the top-level call does the rest
         names = {id(p): n for n, p in module.named_parameters()}
+        bias_mult = self.paramwise_cfg.get('bias_decay_mult')
+        custom_keys = self.paramwise_cfg.get('custom_keys', {})
         for group in params[first:]:
             name = names[id(group['params'][0])]
+            last = name.rsplit('.', 1)[-1]  # 'bias' itself: MMEngine's rule
+            if (bias_mult is not None and self.base_wd is not None
+                    and last.endswith('bias') and last != 'bias'
+                    and not any(key in name for key in custom_keys)):
+                group['weight_decay'] = self.base_wd * bias_mult
             for key, mult in self.lr_mult_keys.items():
                 if key in name:
                     group['lr'] = group.get('lr', self.base_lr) * mult
