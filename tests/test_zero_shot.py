@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from stan_mmaction.datasets import OpenCLIPTokenize
-from stan_mmaction.models import TextClassifierHead, read_class_names
+from stan_mmaction.models import (CLASS_NAME_ONLY, TextClassifierHead,
+                                  read_class_names)
 
 TEMPLATES = ('a video of a person {}.', 'a clip of {}.')
 
@@ -64,3 +65,35 @@ def test_class_names_file_and_errors(tmp_path, tiny_clip_file):
         TextClassifierHead(3, 32, str(names), dict(
             type='CLIPTextEncoder', arch='tiny', pretrained=path),
             templates=['no slot'])
+
+
+def test_authors_head_is_frozen_cosine_over_tau_to_class_names(
+        tiny_clip_file):
+    """The authors' head: the raw class names embedded once (no prompt),
+    frozen; logits = cosine / tau (tau 0.01). An optimizer step on the model
+    around it changes nothing of it."""
+    path, clip = tiny_clip_file
+    names = ['running', 'jumping rope', 'cooking']
+    head = TextClassifierHead(
+        num_classes=3, in_channels=32, class_names=names,
+        text_encoder=dict(type='CLIPTextEncoder', arch='tiny',
+                          pretrained=path),
+        templates=CLASS_NAME_ONLY, logit_scale=1 / 0.01, trainable=False)
+    with torch.no_grad():
+        classes = F.normalize(
+            clip.encode_text(OpenCLIPTokenize(77).tokenize(names)), dim=-1)
+    assert list(head.parameters()) == []
+    torch.testing.assert_close(head.weight, classes, rtol=1e-5, atol=1e-6)
+    video = torch.nn.Parameter(torch.randn(4, 32))
+    expected = F.normalize(video.detach(), dim=-1) @ classes.t() / 0.01
+    torch.testing.assert_close(head(video), expected, rtol=1e-4, atol=1e-4)
+    before = head.weight.clone()
+    optimizer = torch.optim.AdamW([video], lr=0.1)
+    F.cross_entropy(head(video), torch.tensor([0, 1, 2, 0])).backward()
+    optimizer.step()
+    torch.testing.assert_close(head.weight, before, rtol=0, atol=0)
+    probe = torch.randn(2, 32)
+    torch.testing.assert_close(
+        head(probe), F.normalize(probe, dim=-1) @ classes.t() / 0.01,
+        rtol=1e-4, atol=1e-4)
+    assert 'weight' in head.state_dict()  # saved with the checkpoint

@@ -10,11 +10,12 @@ from .retriever import StanVideoTextRetriever
 from .stan_branch import STANBranch, STANSpatialBlock
 from .temporal import STANTemporalAttention, STANTemporalConv
 from .text import CLIPTextEncoder
-from .zero_shot import (DEFAULT_TEMPLATES, TextClassifierHead,
+from .zero_shot import (CLASS_NAME_ONLY, DEFAULT_TEMPLATES, TextClassifierHead,
                         read_class_names, text_classifier)
 
 __all__ = [
-    'ARCHS', 'BRANCH_KEY', 'CLIP_MEAN', 'CLIP_STD', 'CLIPTextEncoder',
+    'ARCHS', 'BRANCH_KEY', 'CLASS_NAME_ONLY', 'CLIP_MEAN', 'CLIP_STD',
+    'CLIPTextEncoder',
     'CheckpointMismatchError', 'DEFAULT_TEMPLATES',
     'RetrievalDataPreprocessor', 'STANBranch', 'STANSpatialBlock',
     'STANTemporalAttention', 'STANTemporalConv', 'StanCLIPBackbone',

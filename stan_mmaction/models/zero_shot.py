@@ -1,6 +1,15 @@
-"""Recognition against text: class names through prompt templates, embedded
-by CLIP's text tower, as the classifier (zero-shot, or the initialisation of
-a trainable one: the reference code's way of fine-tuning recognition)."""
+"""Recognition against text: class names, embedded by CLIP's text tower, as
+the classifier. Three uses of :class:`TextClassifierHead`:
+
+- zero-shot: prompt templates (:data:`DEFAULT_TEMPLATES`), frozen, no
+  training (``configs/clip_zeroshot_vitb16_k400.py``);
+- the authors' recognition head: the raw class names
+  (:data:`CLASS_NAME_ONLY`) embedded once and frozen, logits = cosine / tau
+  with tau 0.01 (``logit_scale=100``), while the video model trains
+  (``configs/stan_classnames_vitb16_k400.py``);
+- ours: the prompt-ensemble embeddings as the initialisation of a trainable
+  classifier (``trainable=True``, ``configs/stan_textinit_vitb16_k400.py``).
+"""
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
@@ -20,6 +29,9 @@ DEFAULT_TEMPLATES = (
     'a demonstration of {}.',
     'a video of {}.',
 )
+
+#: The authors' recognition classifier: each class name as it is, no prompt.
+CLASS_NAME_ONLY = ('{}', )
 
 
 def read_class_names(source: Union[str, Sequence[str]]) -> List[str]:
@@ -72,10 +84,14 @@ class TextClassifierHead(BaseHead):
         text_encoder (dict): a ``CLIPTextEncoder`` config; use the same CLIP
             weights as the backbone. Built once to embed the prompts, then
             dropped.
-        templates (list[str]): prompt templates with one ``{}``.
-        logit_scale (float): CLIP's 100. Defaults to 100.
-        trainable (bool): False: a fixed zero-shot classifier (a buffer);
-            True: a parameter initialised from the text (fine-tune it).
+        templates (list[str]): prompt templates with one ``{}``;
+            :data:`CLASS_NAME_ONLY` for the raw names (the authors' head).
+        logit_scale (float): ``1 / tau``; CLIP's 100 (tau 0.01, the
+            authors' value). Defaults to 100.
+        trainable (bool): False: a fixed classifier (a buffer, computed once
+            at build and never updated: zero-shot, or the authors' head
+            while the video model trains); True: a parameter initialised
+            from the text (fine-tune it).
         loss_cls (dict): defaults to cross entropy.
         average_clips (str): as MMAction2's heads; defaults to 'prob'.
     """

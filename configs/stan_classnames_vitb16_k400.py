@@ -1,0 +1,12 @@
+# STAN-attn ViT-B/16 on Kinetics-400 with the authors' recognition head:
+# the raw class names, embedded once by CLIP's text tower and frozen;
+# logits = cosine / tau, tau 0.01. (Ours, trainable and from five prompt
+# templates: stan_textinit_vitb16_k400.py; a linear head: stan_vitb16_k400.)
+_base_ = ['stan_vitb16_k400.py']
+
+model = dict(cls_head=dict(
+    _delete_=True, type='TextClassifierHead', num_classes=400,
+    in_channels=512, class_names='data/kinetics400/label_map_k400.txt',
+    text_encoder=dict(type='CLIPTextEncoder', arch='ViT-B/16',
+                      pretrained='openai'),
+    templates=['{}'], logit_scale=100.0, trainable=False))
