@@ -9,7 +9,7 @@ with text:
 
     python tools/search.py index VIDEO_FOLDER \\
         --config configs/stan_vitb32_msrvtt.py \\
-        --checkpoint work_dirs/stan_vitb32_msrvtt/epoch_5.pth \\
+        --checkpoint work_dirs/stan_vitb32_msrvtt/epoch_10.pth \\
         --index videos.idx
     python tools/search.py query "a man is cooking" --index videos.idx \\
         --top-k 5 \\

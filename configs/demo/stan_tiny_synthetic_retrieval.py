@@ -18,7 +18,8 @@ model = dict(
     backbone=dict(arch='tiny', num_stan_layers=2,
                   pretrained=None, drop_path_rate=0.0),
     text_encoder=dict(arch='tiny', pretrained=None),
-    head=dict(temperature=0.05))
+    # One process on its own schedule: the plain mean of the two directions.
+    head=dict(temperature=0.05, reference_gpus=None))
 
 file_client_args = dict(io_backend='disk')
 train_pipeline = [

@@ -17,7 +17,11 @@ model = dict(
         out='proj'),
     text_encoder=dict(type='CLIPTextEncoder', arch=clip_arch,
                       pretrained=clip_weights),
-    # 0.01 for B/32, 0.02 for B/16 (docs/architecture.md, recipe); fixed.
-    head=dict(type='VideoTextRetrievalHead', temperature=0.01),
+    # Temperature 0.01 for B/32, 0.02 for B/16, 0.05 DiDeMo (docs/recipes.md);
+    # fixed. reference_gpus=8: the loss is (CE_t2v + CE_v2t) / 8, so the
+    # (exact, all-gathered) gradient equals the authors' on their 8 GPUs at
+    # any world size and clip_grad 5 clips where theirs did.
+    head=dict(type='VideoTextRetrievalHead', temperature=0.01,
+              reference_gpus=8),
     # CLIP's mean/std on 0-255 RGB; videos (B, views, 3, T, H, W).
     data_preprocessor=dict(type='RetrievalDataPreprocessor'))
