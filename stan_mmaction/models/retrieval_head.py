@@ -74,9 +74,11 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 class VideoTextRetrievalHead(BaseModule):
     """Cosine similarity, temperature and symmetric InfoNCE loss.
 
-    The logits are ``cos(video, text) / temperature``. The loss is the mean
-    of the text-to-video and video-to-text cross entropies over the whole
-    (all-gathered) batch; pair i of the batch is the positive of row i.
+    The logits are ``cos(video, text) / temperature``. The loss weighs the
+    text-to-video and video-to-text cross entropies over the whole
+    (all-gathered) batch: their mean by default, their sum divided by
+    ``reference_gpus`` when set (the authors' gradient scale). Pair i of the
+    batch is the positive of row i.
 
     Args:
         temperature (float): initial temperature (0.01 for B/32, 0.02 for
