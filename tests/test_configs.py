@@ -58,6 +58,20 @@ def pipeline_types(pipeline):
     return [step['type'] for step in pipeline]
 
 
+def test_recognition_datasets_check_labels_against_the_head():
+    """Every recognition dataset knows num_classes (labels outside [0,
+    num_classes) stop loading), and it is the head's."""
+    for rel in CONFIGS:
+        cfg = load(rel)
+        if cfg.model.type == 'StanVideoTextRetriever':
+            continue
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            dataset = cfg[loader].dataset
+            assert dataset.num_classes == cfg.model.cls_head.num_classes, \
+                (rel, loader)
+
+
 def test_ssv2_never_flips_and_k400_does():
     for rel in CONFIGS:
         cfg = load(rel)

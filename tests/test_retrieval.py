@@ -94,8 +94,8 @@ def test_empty_caption_rejected_naming_file_and_line(tmp_path, caption):
     with pytest.raises(EmptyCaptionError) as err:
         VideoTextRetrievalDataset(str(ann), [], data_prefix=dict(video=''))
     # b.mp4 opens on line 5 of the indented JSON.
-    assert f'{ann}, line 5' in str(err.value) and 'b.mp4' in str(err.value)
-    with pytest.raises(EmptyCaptionError, match=r'x.json, line 7'):
+    assert f'{ann}:5:' in str(err.value) and 'b.mp4' in str(err.value)
+    with pytest.raises(EmptyCaptionError, match=r'x.json:7: empty caption'):
         OpenCLIPTokenize().transform(
             dict(text=['ok', caption], ann_file='x.json', ann_lines=[3, 7]))
 

@@ -50,6 +50,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='StanVideoDataset',
+        num_classes=8,
         ann_file=f'{data_root}/train_list_videos.txt',
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
@@ -60,6 +61,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='StanVideoDataset',
+        num_classes=8,
         ann_file=f'{data_root}/val_list_videos.txt',
         data_prefix=dict(video=data_root),
         pipeline=val_pipeline,

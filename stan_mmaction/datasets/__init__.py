@@ -1,13 +1,15 @@
+from .annotations import AnnotationError, EmptyCaptionError
 from .retrieval_dataset import VideoTextRetrievalDataset
 from .synthetic import CLASSES as SYNTHETIC_CLASSES
 from .synthetic import (make_synthetic_dataset,
                         make_synthetic_retrieval_dataset, render_video,
                         retrieval_captions, retrieval_types, write_mp4)
-from .text_transforms import EmptyCaptionError, OpenCLIPTokenize
+from .text_transforms import OpenCLIPTokenize
 from .video_dataset import BadSampleError, StanVideoDataset
 
 __all__ = [
-    'EmptyCaptionError', 'OpenCLIPTokenize', 'VideoTextRetrievalDataset',
+    'AnnotationError', 'EmptyCaptionError', 'OpenCLIPTokenize',
+    'VideoTextRetrievalDataset',
     'BadSampleError', 'SYNTHETIC_CLASSES', 'StanVideoDataset',
     'make_synthetic_dataset', 'make_synthetic_retrieval_dataset',
     'retrieval_captions', 'retrieval_types', 'render_video', 'write_mp4'

@@ -23,19 +23,21 @@ from typing import Dict, List, Optional
 from mmaction.registry import DATASETS
 from mmengine.fileio import exists
 
-from .text_transforms import EmptyCaptionError
+from .annotations import AnnotationError, check_captions, read_json, read_text
 from .video_dataset import StanVideoDataset
 
 ANN_FORMATS = ('json', 'didemo', 'lsmdc')
 
 
-def _line_of(text: str, needle: str, start: int = 0) -> (int, int):
-    """(1-based line of ``needle`` in ``text`` at or after ``start``, its
-    offset); (None, start) when absent."""
-    pos = text.find(needle, start)
-    if pos < 0:
-        return None, start
-    return text.count('\n', 0, pos) + 1, pos
+def _json_line(text: str, name: str, start: int = 0) -> (int, int):
+    """(1-based line of the JSON string ``name`` in ``text`` at or after
+    ``start``, its offset), written as is or with ASCII escapes; (None,
+    start) when absent."""
+    for needle in (json.dumps(name, ensure_ascii=False), json.dumps(name)):
+        pos = text.find(needle, start)
+        if pos >= 0:
+            return text.count('\n', 0, pos) + 1, pos
+    return None, start
 
 
 @DATASETS.register_module()
@@ -74,32 +76,40 @@ class VideoTextRetrievalDataset(StanVideoDataset):
 
     # -- readers: each returns OrderedDict video -> [(caption, line), ...]
     def _read_json(self, text: str) -> Dict[str, list]:
-        videos = json.loads(text)
+        videos = read_json(self.ann_file, text)
         if not isinstance(videos, dict):
-            raise ValueError(f'{self.ann_file}: expected a JSON object '
-                             '{video: [captions]} (ann_format="json")')
+            raise AnnotationError(
+                self.ann_file, 'expected a JSON object {video: [captions]} '
+                '(ann_format="json")')
         out, pos = OrderedDict(), 0
         for video, captions in videos.items():
-            line, pos = _line_of(text, json.dumps(video), pos)
-            if isinstance(captions, str):
-                captions = [captions]
+            line, pos = _json_line(text, video, pos)
+            captions = check_captions(self.ann_file, video, captions, line)
             out[video] = [(c, line) for c in captions]
         return out
 
     def _read_didemo(self, text: str) -> Dict[str, list]:
-        entries = json.loads(text)
+        entries = read_json(self.ann_file, text)
         if not isinstance(entries, list):
-            raise ValueError(f'{self.ann_file}: expected a JSON list of '
-                             '{"video", "description"} (ann_format="didemo")')
+            raise AnnotationError(
+                self.ann_file, 'expected a JSON list of {"video", '
+                '"description"} (ann_format="didemo")')
         out, pos = OrderedDict(), 0
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict) or not {'video', 'description'
                                                    } <= set(entry):
-                raise ValueError(f'{self.ann_file}: entry {i} lacks "video" '
-                                 'or "description"')
-            line, pos = _line_of(text, json.dumps(entry['video']), pos)
-            out.setdefault(entry['video'], []).append(
-                (entry['description'], line))
+                raise AnnotationError(
+                    self.ann_file, f'entry {i} lacks "video" or '
+                    '"description"')
+            video = entry['video']
+            if not isinstance(video, str) or not video.strip():
+                raise AnnotationError(
+                    self.ann_file, f'entry {i}: video {video!r} is not a '
+                    'file name')
+            line, pos = _json_line(text, video, pos)
+            for caption in check_captions(self.ann_file, video,
+                                          entry['description'], line):
+                out.setdefault(video, []).append((caption, line))
         return out
 
     def _read_lsmdc(self, text: str) -> Dict[str, list]:
@@ -108,28 +118,25 @@ class VideoTextRetrievalDataset(StanVideoDataset):
             if not line.strip():
                 continue
             fields = line.rstrip('\n').split('\t')
-            if len(fields) < 2:
-                raise ValueError(f'{self.ann_file}, line {line_no}: expected '
-                                 'tab-separated "clip_id ... sentence"')
+            if len(fields) < 2 or not fields[0].strip():
+                raise AnnotationError(
+                    self.ann_file, 'expected tab-separated "clip_id ... '
+                    'sentence"', line=line_no)
             clip = fields[0].strip()
             movie = clip.rsplit('_', 1)[0]
             ext = self.video_ext or '.avi'
-            out.setdefault(f'{movie}/{clip}{ext}', []).append(
-                (fields[-1], line_no))
+            video = f'{movie}/{clip}{ext}'
+            (caption, ) = check_captions(self.ann_file, video, fields[-1],
+                                         line_no)
+            out.setdefault(video, []).append((caption, line_no))
         return out
 
     def load_data_list(self) -> List[dict]:
         exists(self.ann_file)
-        with open(self.ann_file, encoding='utf-8') as f:
-            text = f.read()
+        text = read_text(self.ann_file)
         videos = getattr(self, f'_read_{self.ann_format}')(text)
         data_list = []
         for index, (video, captions) in enumerate(videos.items()):
-            for caption, line in captions:
-                if not isinstance(caption, str) or not caption.strip():
-                    raise EmptyCaptionError(
-                        f'empty caption {caption!r} for video {video} in '
-                        f'{self.ann_file}, line {line}')
             if self.video_ext and self.ann_format != 'lsmdc':
                 video = osp.splitext(video)[0] + self.video_ext
             filename = osp.join(self.data_prefix['video'], video)

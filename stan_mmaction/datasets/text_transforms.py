@@ -6,23 +6,20 @@ from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
 from ..utils.tokenizer import tokenize
+from .annotations import EmptyCaptionError
 
 
-class EmptyCaptionError(ValueError):
-    """A caption is empty or whitespace only."""
-
-
-def _where(results: dict, index: int = None) -> str:
-    where = results.get('ann_file', 'an annotation file')
-    line = results.get('ann_lines')
-    if isinstance(line, (list, tuple)) and index is not None and \
-            index < len(line):
-        line = line[index]
-    if line is not None and not isinstance(line, (list, tuple)):
-        where += f', line {line}'
+def _fail(results: dict, problem: str, index: int = None):
+    """Raise :class:`EmptyCaptionError` naming the annotation file and line
+    when the dataset put them in ``results``."""
+    line = results.get('ann_lines', results.get('ann_line'))
+    if isinstance(line, (list, tuple)):
+        line = line[index] if index is not None and index < len(line) \
+            else None
     if results.get('filename'):
-        where += f' (video {results["filename"]})'
-    return where
+        problem += f' (video {results["filename"]})'
+    raise EmptyCaptionError(results.get('ann_file', '<captions>'), problem,
+                            line=line)
 
 
 @TRANSFORMS.register_module()
@@ -59,11 +56,13 @@ class OpenCLIPTokenize(BaseTransform):
         captions: List[str] = [texts] if isinstance(texts, str) else list(
             texts)
         if not captions:
-            raise EmptyCaptionError(f'no caption in {_where(results)}')
+            _fail(results, 'no caption')
         for i, caption in enumerate(captions):
-            if not isinstance(caption, str) or not caption.strip():
-                raise EmptyCaptionError(
-                    f'empty caption {caption!r} in {_where(results, i)}')
+            if not isinstance(caption, str):
+                _fail(results, f'caption {caption!r} is a '
+                      f'{type(caption).__name__}, not a string', i)
+            if not caption.strip():
+                _fail(results, f'empty caption {caption!r}', i)
         results[self.key] = self.tokenize(captions)
         return results
 

@@ -1,9 +1,14 @@
-"""MMAction2's VideoDataset with clear errors for bad samples, or skipping."""
+"""MMAction2's VideoDataset with checked annotations and clear errors for
+bad samples, or skipping."""
+import os.path as osp
 from typing import List, Optional
 
 from mmaction.datasets import VideoDataset
 from mmaction.registry import DATASETS
+from mmengine.fileio import exists
 from mmengine.logging import MMLogger
+
+from .annotations import parse_label_list, read_text
 
 
 class BadSampleError(RuntimeError):
@@ -13,8 +18,16 @@ class BadSampleError(RuntimeError):
 
 @DATASETS.register_module()
 class StanVideoDataset(VideoDataset):
-    """``VideoDataset`` that names the file and annotation line of a sample
-    that fails to load, or skips it.
+    """``VideoDataset`` that checks its list file at load time and names
+    the file and annotation line of a sample that fails to load, or skips
+    it.
+
+    The list is MMAction2's (``path label`` per line), read as UTF-8; the
+    label is the last field, so paths may contain spaces. A line without a
+    label, a label that is not an integer or lies outside ``[0,
+    num_classes)`` raises :class:`~.annotations.AnnotationError`
+    (``FILE:LINE: problem``) in training and test mode alike. Blank lines
+    are skipped.
 
     Args:
         skip_bad_samples (bool): in training, replace a sample whose pipeline
@@ -32,10 +45,15 @@ class StanVideoDataset(VideoDataset):
         super().__init__(*args, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        data_list = super().load_data_list()
-        # VideoDataset makes one sample per line of the list file, in order.
-        for line_no, info in enumerate(data_list, start=1):
-            info['ann_line'] = line_no
+        exists(self.ann_file)
+        prefix = self.data_prefix.get('video')
+        data_list = []
+        for path, label, line in parse_label_list(
+                self.ann_file, read_text(self.ann_file), self.num_classes,
+                self.multi_class):
+            if prefix is not None:
+                path = osp.join(prefix, path)
+            data_list.append(dict(filename=path, label=label, ann_line=line))
         return data_list
 
     def prepare_data(self, idx: int) -> Optional[dict]:

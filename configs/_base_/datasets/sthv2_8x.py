@@ -34,9 +34,10 @@ test_pipeline = [
 
 train_dataloader = dict(
     dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root),
-                 pipeline=train_pipeline))
+                 num_classes=num_classes, pipeline=train_pipeline))
 val_dataloader = dict(
-    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root)))
+    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
+                 num_classes=num_classes))
 test_dataloader = dict(
     dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
-                 pipeline=test_pipeline))
+                 num_classes=num_classes, pipeline=test_pipeline))

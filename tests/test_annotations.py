@@ -1,0 +1,149 @@
+"""Bad annotations stop loading with FILE:LINE (or key) and the problem, in
+training and test mode alike; skip_bad_samples never hides them."""
+import json
+import os.path as osp
+
+import pytest
+from conftest import REPO_ROOT, run_tool
+
+from stan_mmaction.datasets import (AnnotationError, EmptyCaptionError,
+                                    StanVideoDataset,
+                                    VideoTextRetrievalDataset)
+
+MODES = [False, True]  # test_mode
+
+
+def recognition(path, test_mode, num_classes=8, **kwargs):
+    return StanVideoDataset(str(path), [], data_prefix=dict(video='root'),
+                            num_classes=num_classes, test_mode=test_mode,
+                            **kwargs)
+
+
+@pytest.mark.parametrize('test_mode', MODES)
+@pytest.mark.parametrize('lines, where, problem', [
+    (['a.mp4 1', 'b.mp4 7', 'c.mp4 99'], 3, 'label 99 of c.mp4 is outside '
+     r'\[0, 8\)'),
+    (['a.mp4 1', 'b.mp4 -1'], 2, r'label -1 of b.mp4 is outside \[0, 8\)'),
+    (['a.mp4 1', 'b.mp4'], 2, "'b.mp4' has no label"),
+    (['a.mp4 one'], 1, "label 'one' of a.mp4 is not an integer"),
+    (['a.mp4 1', '', 'c.mp4 x'], 3, "label 'x' of c.mp4 is not an integer"),
+])
+def test_recognition_list_errors_name_file_and_line(tmp_path, test_mode,
+                                                    lines, where, problem):
+    ann = tmp_path / 'list.txt'
+    ann.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(AnnotationError, match=f'list.txt:{where}: {problem}'):
+        recognition(ann, test_mode)
+    # skip_bad_samples is for unreadable videos, not for bad annotations.
+    with pytest.raises(AnnotationError, match=f'list.txt:{where}:'):
+        recognition(ann, test_mode, skip_bad_samples=True)
+
+
+def test_recognition_list_spaces_blank_lines_and_lines(tmp_path):
+    ann = tmp_path / 'list.txt'
+    ann.write_text('my clip.mp4 2\n\n  \nsub/b.mp4 7\n')
+    data = recognition(ann, False).load_data_list()
+    assert [(d['filename'], d['label'], d['ann_line']) for d in data] == [
+        ('root/my clip.mp4', 2, 1), ('root/sub/b.mp4', 7, 4)]
+    # Without num_classes only negative labels are refused.
+    assert recognition(ann, True, num_classes=None).load_data_list()[1][
+        'label'] == 7
+
+
+def test_non_utf8_files_are_named(tmp_path):
+    ann = tmp_path / 'list.txt'
+    ann.write_bytes(b'a.mp4 1\nb\xe9.mp4 2\n')
+    with pytest.raises(AnnotationError, match=r'list.txt:2: not UTF-8 text '
+                       r'\(byte 0xe9'):
+        recognition(ann, False)
+    captions = tmp_path / 'captions.json'
+    captions.write_bytes(b'{"v\xe9.mp4": ["a caption"]}')
+    with pytest.raises(AnnotationError, match='captions.json:1: not UTF-8'):
+        VideoTextRetrievalDataset(str(captions), [])
+
+
+def retrieval(path, test_mode, **kwargs):
+    return VideoTextRetrievalDataset(str(path), [], test_mode=test_mode,
+                                     data_prefix=dict(video=''), **kwargs)
+
+
+@pytest.mark.parametrize('test_mode', MODES)
+@pytest.mark.parametrize('value, problem', [
+    ([], 'v.mp4 has no captions'),
+    ({'a': 'b'}, 'captions of v.mp4 must be a string or a list of strings, '
+     "got dict {'a': 'b'}"),
+    (5, 'captions of v.mp4 must be a string or a list of strings, got int '
+     '5'),
+    (['fine', 5], 'caption 5 of v.mp4 is a int, not a string'),
+    (['fine', None], 'caption None of v.mp4 is a NoneType, not a string'),
+])
+def test_retrieval_json_errors_name_file_and_line(tmp_path, test_mode,
+                                                  value, problem):
+    ann = tmp_path / 'captions.json'
+    ann.write_text(json.dumps({'ok.mp4': ['a caption'], 'v.mp4': value},
+                              indent=1))
+    with pytest.raises(AnnotationError) as err:
+        retrieval(ann, test_mode)
+    # v.mp4 opens on line 5 of the indented JSON.
+    assert str(err.value) == f'{ann}:5: {problem}'
+    with pytest.raises(AnnotationError):
+        retrieval(ann, test_mode, skip_bad_samples=True)
+
+
+def test_retrieval_non_ascii_names_invalid_json_and_empty_captions(tmp_path):
+    ann = tmp_path / 'captions.json'
+    ann.write_text(json.dumps({'ok.mp4': ['fine'], 'été.mp4': ['  ']},
+                              ensure_ascii=False, indent=1),
+                   encoding='utf-8')
+    with pytest.raises(EmptyCaptionError, match=r'captions.json:5: empty '
+                       r"caption '  ' for video été.mp4"):
+        retrieval(ann, False)
+    ann.write_text(json.dumps({'ok.mp4': ['fine'], 'été.mp4': []},
+                              indent=1))  # ASCII escapes
+    with pytest.raises(AnnotationError, match='captions.json:5: '):
+        retrieval(ann, True)
+    ann.write_text('{"a.mp4": ["x"],\n "b.mp4": ["y"]\n "c.mp4": []}')
+    with pytest.raises(AnnotationError, match='captions.json:3: invalid '
+                       "JSON: Expecting ',' delimiter"):
+        retrieval(ann, False)
+
+
+@pytest.mark.parametrize('test_mode', MODES)
+def test_didemo_and_lsmdc_errors(tmp_path, test_mode):
+    ann = tmp_path / 'didemo.json'
+    ann.write_text(json.dumps([
+        dict(video='a.mov', description='one.'),
+        dict(video='b.mov', description=7)], indent=1))
+    with pytest.raises(AnnotationError, match=r'didemo.json:7: captions of '
+                       'b.mov must be a string or a list of strings, got '
+                       'int'):
+        retrieval(ann, test_mode, ann_format='didemo')
+    ann = tmp_path / 'lsmdc.csv'
+    ann.write_text('1001_A_00.01\tx\tA man walks.\n\tx\tNo clip id.\n')
+    with pytest.raises(AnnotationError, match='lsmdc.csv:2: expected '
+                       'tab-separated'):
+        retrieval(ann, test_mode, ann_format='lsmdc')
+    ann.write_text('1001_A_00.01\tx\tA man walks.\n'
+                   '1001_A_00.02\tx\t   \n')
+    with pytest.raises(EmptyCaptionError, match='lsmdc.csv:2: empty '):
+        retrieval(ann, test_mode, ann_format='lsmdc')
+
+
+DEMO_CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
+
+
+def test_test_tool_stops_on_a_label_outside_the_classes(demo_workspace,
+                                                        tmp_path):
+    """Before: label 99 in a test list exited 0 with a lower accuracy."""
+    root = osp.join(demo_workspace, 'data', 'synthetic')
+    lines = open(osp.join(root, 'val_list_videos.txt')).read().splitlines()
+    name = lines[1].rsplit(None, 1)[0]
+    lines[1] = f'{name} 99'
+    bad = tmp_path / 'val_list_videos.txt'
+    bad.write_text('\n'.join(lines) + '\n')
+    proc = run_tool(['test.py', DEMO_CFG, 'none', '--work-dir',
+                     str(tmp_path / 'work'), '--cfg-options',
+                     f'test_dataloader.dataset.ann_file={bad}'],
+                    cwd=demo_workspace)
+    assert proc.returncode != 0
+    assert f'{bad}:2: label 99 of {name} is outside [0, 8)' in proc.stderr
