@@ -359,3 +359,30 @@ def test_full_size_parameter_counts():
     assert count(conv.stan_branch) == pytest.approx(94.5e6, rel=0.02)
     assert count(conv.stan_branch.layers[0].temporal) == pytest.approx(
         16.5e6, rel=0.02)
+
+
+@pytest.mark.parametrize('kwargs, error, message', [
+    (dict(num_stan_layers='2'), TypeError,
+     "num_stan_layers must be an int, got str '2'"),
+    (dict(num_stan_layers=5), ValueError,
+     r'num_stan_layers=5 must be in \[0, 4\]'),
+    (dict(max_frames='1024'), TypeError,
+     "max_frames must be an int, got str '1024'"),
+    (dict(max_frames=0), ValueError, r'max_frames=0 must be in \[1, inf\]'),
+    (dict(drop_path_rate='0.1'), TypeError, 'drop_path_rate must be a '
+     'number'),
+    (dict(drop_path_rate=1.5), ValueError, r'drop_path_rate=1.5 must be in'),
+    (dict(frozen_stages=True), TypeError, 'frozen_stages must be an int, '
+     'got bool'),
+    (dict(num_temporal_embeddings=0), ValueError,
+     'num_temporal_embeddings=0 must be'),
+    (dict(grad_checkpointing='yes'), TypeError, 'grad_checkpointing must be '
+     'a bool'),
+    (dict(num_frames=8), TypeError, "unexpected keyword argument "
+     "'num_frames'"),
+])
+def test_constructor_arguments_are_checked_by_name(kwargs, error, message):
+    """Config typos fail in __init__, naming the argument (before: '2' for
+    K failed deep inside, '1024' for max_frames at the first forward)."""
+    with pytest.raises(error, match=message):
+        StanCLIPBackbone(arch='tiny', **kwargs)

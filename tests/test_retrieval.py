@@ -365,3 +365,9 @@ def test_train_and_test_tools_on_synthetic_captions(tmp_path):
     assert 1 <= metrics['retrieval/t2v_MdR'] <= 64
     assert 0 <= metrics['retrieval/t2v_R1'] <= metrics['retrieval/t2v_R5'] \
         <= metrics['retrieval/t2v_R10'] <= 100
+
+
+def test_head_temperature_type_is_checked():
+    with pytest.raises(TypeError, match="temperature must be a number, got "
+                       "str '0.01'"):
+        VideoTextRetrievalHead(temperature='0.01')

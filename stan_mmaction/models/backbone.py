@@ -7,6 +7,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch.utils.checkpoint import checkpoint
 
+from ..utils.checks import check_float, check_int
 from .attention import clip_block_forward
 from .clip import build_visual, get_arch, resize_positional_embedding
 from .clip_weights import load_visual_weights, resolve_pretrained
@@ -80,12 +81,18 @@ class StanCLIPBackbone(BaseModule):
         if out not in OUT_CHOICES:
             raise ValueError(f'out={out!r}; choose one of {OUT_CHOICES}')
         num_layers = cfg['vision']['layers']
-        if not 0 <= num_stan_layers <= num_layers:
-            raise ValueError(f'num_stan_layers={num_stan_layers} must be in '
-                             f'[0, {num_layers}] for arch {arch!r}')
-        if not -1 <= frozen_stages <= num_layers + 1:
-            raise ValueError(f'frozen_stages={frozen_stages} must be in '
-                             f'[-1, {num_layers + 1}]')
+        num_stan_layers = check_int('num_stan_layers', num_stan_layers, 0,
+                                    num_layers)
+        frozen_stages = check_int('frozen_stages', frozen_stages, -1,
+                                  num_layers + 1)
+        max_frames = check_int('max_frames', max_frames, 1)
+        num_temporal_embeddings = check_int('num_temporal_embeddings',
+                                            num_temporal_embeddings, 1)
+        drop_path_rate = check_float('drop_path_rate', drop_path_rate, 0.0,
+                                     1.0)
+        if not isinstance(grad_checkpointing, bool):
+            raise TypeError('grad_checkpointing must be a bool, got '
+                            f'{grad_checkpointing!r}')
         self.arch = arch
         self.num_stan_layers = num_stan_layers
         self.max_frames = max_frames

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
+from ..utils.checks import check_float
+
 
 def _world() -> Tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
@@ -112,7 +114,9 @@ class VideoTextRetrievalHead(BaseModule):
                  loss_weight: float = 1.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        low, high = temperature_range
+        temperature = check_float('temperature', temperature)
+        low, high = (check_float('temperature_range', t)
+                     for t in temperature_range)
         if not 0 < low <= temperature <= high:
             raise ValueError(
                 f'temperature={temperature} must lie in temperature_range '

@@ -1,0 +1,34 @@
+"""Argument checks that name the argument: a config typo (``'2'`` for
+``2``) fails in ``__init__`` with the argument and the expected type, not
+deep inside a forward pass."""
+import numbers
+from typing import Optional
+
+
+def check_int(name: str, value, low: Optional[int] = None,
+              high: Optional[int] = None) -> int:
+    """``value`` as an int in ``[low, high]`` (bounds optional); bools and
+    strings are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f'{name} must be an int, got '
+                        f'{type(value).__name__} {value!r}')
+    _check_range(name, value, low, high)
+    return int(value)
+
+
+def check_float(name: str, value, low: Optional[float] = None,
+                high: Optional[float] = None) -> float:
+    """``value`` as a float in ``[low, high]``; ints are accepted."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be a number, got '
+                        f'{type(value).__name__} {value!r}')
+    _check_range(name, value, low, high)
+    return float(value)
+
+
+def _check_range(name, value, low, high):
+    if (low is not None and value < low) or (high is not None
+                                             and value > high):
+        bounds = f'[{"-inf" if low is None else low}, ' \
+                 f'{"inf" if high is None else high}]'
+        raise ValueError(f'{name}={value!r} must be in {bounds}')
