@@ -17,6 +17,8 @@ Example:
         --label-map data/kinetics400/label_map_k400.txt
 """
 import argparse
+import os
+import os.path as osp
 import sys
 
 import torch
@@ -26,10 +28,12 @@ from mmengine.utils import ProgressBar
 # Repairs the pinned stack before any config is parsed, registers our modules.
 import stan_mmaction  # noqa: F401
 from stan_mmaction.apis import (VideoReadError, init_model, iter_clips,
-                                recognize_clip)
+                                open_video, recognize_clip)
 from stan_mmaction.models import read_class_names
 from stan_mmaction.utils import clip_shape
+from stan_mmaction.utils.atomic import atomic_path
 from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+from stan_mmaction.utils.checks import positive_int
 
 
 def parse_args(argv=None):
@@ -39,24 +43,36 @@ def parse_args(argv=None):
     p.add_argument('checkpoint', help='checkpoint file, or "none"')
     p.add_argument('--label-map', required=True,
                    help='class names, one per line (label index order)')
-    p.add_argument('--window', type=int, default=None,
+    p.add_argument('--window', type=positive_int, default=None,
                    help='frames per sliding window (default: the whole '
                    'video as one clip if it has at most 300 frames, else '
                    '300)')
-    p.add_argument('--top-k', type=int, default=5)
+    p.add_argument('--top-k', type=positive_int, default=5)
     p.add_argument('--out-file', default=None,
-                   help='annotated output video (.mp4) or animation (.gif)')
+                   help='annotated output video (.mp4) or animation (.gif); '
+                   'its folder is created')
     p.add_argument('--device', default='cpu')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
 
+OUT_EXTS = ('.mp4', '.gif')
+
+
 def write_annotated(path, video, windows, labels, max_side=320):
-    """Re-read the video (frame by frame) and write it with the top label
-    of the window each frame belongs to."""
+    """Re-read the video (frame by frame, decoded at most ``max_side`` px)
+    and write it with the top label of the window each frame belongs to,
+    to a temporary file renamed to ``path`` once complete."""
+    with atomic_path(path, suffix=osp.splitext(path)[1]) as tmp:
+        _write_annotated(tmp, video, windows, labels, max_side)
+        if not osp.isfile(tmp) or os.path.getsize(tmp) == 0:
+            raise SystemExit(f'could not write {path} (OpenCV wrote '
+                             'nothing; is an MP4 encoder available?)')
+
+
+def _write_annotated(path, video, windows, labels, max_side):
     import cv2
-    import decord
-    reader = decord.VideoReader(video, num_threads=1)
+    reader, _ = open_video(video, max_side)
     h, w = reader[0].shape[:2]
     scale = min(1.0, max_side / max(h, w))
     size = (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2)
@@ -65,6 +81,8 @@ def write_annotated(path, video, windows, labels, max_side=320):
     if not gif:
         writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'),
                                  float(reader.get_avg_fps() or 25), size)
+        if not writer.isOpened():
+            raise SystemExit(f'OpenCV cannot write {path}')
     step = max(1, len(reader) // 100) if gif else 1
     for (start, end), text in zip(windows, labels):
         for i in range(start, end, step):
@@ -86,6 +104,9 @@ def write_annotated(path, video, windows, labels, max_side=320):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.out_file and not args.out_file.lower().endswith(OUT_EXTS):
+        raise SystemExit(f'--out-file {args.out_file}: use a .mp4 or .gif '
+                         'name')
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     labels = read_class_names(args.label_map)
@@ -96,10 +117,9 @@ def main(argv=None):
         raise SystemExit(f'Error: {err}')
     shape = clip_shape(model.cfg)
 
-    import decord
     try:
-        total = len(decord.VideoReader(args.video, num_threads=1))
-    except Exception as err:  # noqa: BLE001
+        _, total = open_video(args.video)
+    except VideoReadError as err:
         raise SystemExit(f'Cannot read {args.video}: {err}')
     window = args.window or (total if total <= 300 else 300)
     windows, scores, tops = [], [], []

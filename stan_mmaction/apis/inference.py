@@ -98,12 +98,50 @@ def video_embedding_forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
         model.backbone
 
 
-def _open(path: str):
+def _scaled_size(h: int, w: int, short: int, crop: int) -> Tuple[int, int]:
+    """(height, width) with the short side ``short`` (at least ``crop``)."""
+    scale = short / min(h, w)
+    return max(crop, round(h * scale)), max(crop, round(w * scale))
+
+
+def _stored_size(path: str) -> Optional[Tuple[int, int]]:
+    """(height, width) from the container's header (OpenCV, nothing
+    decoded); None when it does not say."""
+    import cv2
+    cap = cv2.VideoCapture(path)
+    try:
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    finally:
+        cap.release()
+    return (h, w) if h > 0 and w > 0 else None
+
+
+def open_video(path: str, short: Optional[int] = None,
+               crop: Optional[int] = None):
+    """``(decord reader, frame count)``.
+
+    With ``short`` (and ``crop``), a video larger than needed is decoded at
+    the size the model uses (short side ``short``, by the decoder's own
+    scaler; the stored size is read from the container's header), so a 4K
+    file costs little more than a small one: only the decoder's own frame
+    buffers are full size. Smaller videos are decoded as they are and
+    scaled up afterwards.
+    """
     import decord
     if not osp.isfile(path):
         raise VideoReadError(f'{path}: no such file')
     try:
-        reader = decord.VideoReader(path, num_threads=1)
+        size = _stored_size(path) if short else None
+        if size:
+            nh, nw = _scaled_size(*size, short, crop or short)
+            if nh < size[0] and nw < size[1]:
+                reader = decord.VideoReader(path, num_threads=1, width=nw,
+                                            height=nh)
+            else:
+                size = None
+        if not size:
+            reader = decord.VideoReader(path, num_threads=1)
         count = len(reader)
     except Exception as err:  # noqa: BLE001  (decord raises many types)
         raise VideoReadError(f'{path}: cannot open as a video ({err})')
@@ -116,10 +154,10 @@ def _resize_crop(frames: np.ndarray, short: int, crop: int) -> np.ndarray:
     """(T, H, W, 3) uint8 -> short side ``short``, center crop ``crop``."""
     import cv2
     t, h, w, _ = frames.shape
-    scale = short / min(h, w)
-    nh, nw = max(crop, round(h * scale)), max(crop, round(w * scale))
-    out = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR)
-                    for f in frames])
+    nh, nw = _scaled_size(h, w, short, crop)
+    out = frames if (nh, nw) == (h, w) else np.stack([
+        cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        for f in frames])
     top, left = (nh - crop) // 2, (nw - crop) // 2
     return out[:, top:top + crop, left:left + crop]
 
@@ -133,9 +171,10 @@ def iter_clips(path: str, frames: int, short: int, crop: int,
     middle frame of each, as MMAction2's test-mode ``UniformSample``).
     ``window=W``: consecutive windows of W frames, one clip each; only the
     sampled frames of one window are decoded at a time, so memory does not
-    grow with the video's length.
+    grow with the video's length; frames are decoded at the clip's size
+    (:func:`open_video`), so it does not grow with the resolution either.
     """
-    reader, total = _open(path)
+    reader, total = open_video(path, short, crop)
     window = total if not window else window
     for start in range(0, total, window):
         end = min(total, start + window)

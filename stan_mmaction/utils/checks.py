@@ -32,3 +32,27 @@ def _check_range(name, value, low, high):
         bounds = f'[{"-inf" if low is None else low}, ' \
                  f'{"inf" if high is None else high}]'
         raise ValueError(f'{name}={value!r} must be in {bounds}')
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` for counts: an int >= 1 (``--window -5`` is an
+    argument error, not a crash inside the tool)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected a positive integer, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'expected a positive integer, got {value}')
+    return value
+
+
+def non_empty_text(text: str) -> str:
+    """argparse ``type`` for a query: some non-blank text."""
+    import argparse
+    if not text.strip():
+        raise argparse.ArgumentTypeError('expected some text, got an empty '
+                                         'string')
+    return text
