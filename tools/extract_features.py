@@ -4,13 +4,25 @@
         --videos FOLDER_OR_LIST --out-dir feats/ [--format npy|pt] [--window N]
 
 ``--videos`` is a folder (searched recursively) or a text file with one
-video path per line (MMAction2 list files work: the first field is used,
-relative to ``--data-prefix``). Each video gives ``<out-dir>/<relative
-path>.npy`` (or ``.pt``): the L2-normalised video embedding ``(E,)``
-(retrieval configs: the video tower; recognition configs: the backbone's
-output). Unreadable videos are listed in ``<out-dir>/failed.txt``.
+video path per line (MMAction2 list files work: a trailing integer label is
+ignored; paths are relative to ``--data-prefix``). Each video gives
+``<out-dir>/<relative path>.npy`` (or ``.pt``; with ``--keep-ext`` the
+video's extension stays in the name, ``clip.mp4.npy``): the L2-normalised
+video embedding ``(E,)`` (retrieval configs: the video tower; recognition
+configs: the backbone's output). Unreadable videos are listed in
+``<out-dir>/failed.txt``.
+
+Outputs never leave ``--out-dir`` (a list line such as ``../x.mp4`` is an
+error), two videos never share an output (``clip.mp4`` and ``clip.avi``:
+an error that suggests ``--keep-ext``), and every file is written to a
+temporary name and renamed. ``<out-dir>/manifest.json`` records the model
+(content hashes of the resolved config and the checkpoint) and the
+options: a run that stopped resumes where it was, skipping the videos
+whose embedding is already there (and newer than the video); another model
+or other options in the same folder are refused unless ``--overwrite``.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -20,6 +32,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
+
+from stan_mmaction.utils.atomic import atomic_path  # noqa: E402
+from stan_mmaction.utils.checks import positive_int  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -32,60 +47,143 @@ def parse_args(argv=None):
                    help='prefix of relative paths in a list file')
     p.add_argument('--out-dir', required=True)
     p.add_argument('--format', choices=['npy', 'pt'], default='npy')
-    p.add_argument('--window', type=int, default=None,
+    p.add_argument('--keep-ext', action='store_true',
+                   help='name outputs <video name with extension>.npy')
+    p.add_argument('--window', type=positive_int, default=None,
                    help='frames per window for long videos')
+    p.add_argument('--overwrite', action='store_true',
+                   help='recompute every embedding, even with another '
+                   'model or options in --out-dir')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
 
+def _list_path(line: str) -> str:
+    """The video path of a list-file line (a trailing label dropped)."""
+    fields = line.strip().rsplit(None, 1)
+    if len(fields) == 2 and fields[1].lstrip('-').isdigit():
+        return fields[0]
+    return line.strip()
+
+
 def video_list(source: str, prefix: str):
-    """[(absolute path, name relative to the source)]"""
+    """[(path, name relative to the source, where)]; ``where`` names the
+    list line for messages."""
     from stan_mmaction.apis import list_videos
     if osp.isdir(source):
-        return [(p, osp.relpath(p, source)) for p in list_videos(source)]
+        return [(p, osp.relpath(p, source), p) for p in list_videos(source)]
     if not osp.isfile(source):
         raise SystemExit(f'{source}: neither a folder nor a list file')
     out = []
-    with open(source) as f:
-        for line in f:
+    with open(source, encoding='utf-8') as f:
+        for line_no, line in enumerate(f, start=1):
             if line.strip():
-                rel = line.split()[0]
-                out.append((osp.join(prefix, rel), rel.lstrip('/')))
+                rel = _list_path(line)
+                out.append((osp.join(prefix, rel), rel.lstrip('/'),
+                            f'{source}:{line_no}'))
     return out
+
+
+def output_paths(videos, out_dir: str, fmt: str, keep_ext: bool):
+    """One output path per video, each inside ``out_dir`` and none shared;
+    SystemExit naming the offending entries otherwise."""
+    root = osp.realpath(out_dir)
+    outputs, owners, errors = [], {}, []
+    for path, rel, where in videos:
+        name = rel if keep_ext else osp.splitext(rel)[0]
+        out = osp.realpath(osp.join(root, f'{name}.{fmt}'))
+        if osp.commonpath([root, out]) != root:
+            errors.append(f'{where}: {rel} would be written outside '
+                          f'--out-dir ({out})')
+        elif out in owners:
+            errors.append(f'{where}: {rel} and {owners[out]} would both '
+                          f'write {out}; pass --keep-ext to keep the '
+                          'extensions in the names')
+        owners.setdefault(out, rel)
+        outputs.append(out)
+    if errors:
+        raise SystemExit('Nothing written:\n  ' + '\n  '.join(errors))
+    return outputs
+
+
+def check_manifest(out_dir: str, manifest: dict, overwrite: bool) -> bool:
+    """Whether outputs already in ``out_dir`` may be kept (same model and
+    options); SystemExit if they differ and ``overwrite`` is not set."""
+    path = osp.join(out_dir, 'manifest.json')
+    if not osp.isfile(path):
+        return not overwrite
+    with open(path, encoding='utf-8') as f:
+        old = json.load(f)
+    differ = sorted(k for k in manifest if old.get(k) != manifest[k])
+    if differ and not overwrite:
+        raise SystemExit(
+            f'{out_dir} holds embeddings of another model or options '
+            f'({", ".join(differ)} differ; see {path}). Choose another '
+            '--out-dir, or pass --overwrite to recompute them all')
+    return not overwrite and not differ
+
+
+def save_embedding(emb: torch.Tensor, out: str, fmt: str) -> None:
+    with atomic_path(out) as tmp:
+        with open(tmp, 'wb') as f:
+            if fmt == 'npy':
+                np.save(f, emb.numpy())
+            else:
+                torch.save(emb, f)
+
+
+def write_text(path: str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
 
 
 def main(argv=None):
     args = parse_args(argv)
     from stan_mmaction.apis import VideoReadError, embed_video, init_model
+    from stan_mmaction.apis.search_index import config_sha256, file_sha256
     from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
-    try:
-        model = init_model(args.config, args.checkpoint,
-                           cfg_options=args.cfg_options)
-    except UnsafeCheckpointError as err:
-        raise SystemExit(f'Error: {err}')
     videos = video_list(args.videos, args.data_prefix)
+    outputs = output_paths(videos, args.out_dir, args.format, args.keep_ext)
+    manifest = dict(
+        config=osp.abspath(args.config),
+        config_sha256=config_sha256(args.config, args.cfg_options),
+        checkpoint_sha256=file_sha256(args.checkpoint),
+        format=args.format, window=args.window, keep_ext=args.keep_ext)
+    keep = check_manifest(args.out_dir, manifest, args.overwrite)
+    todo = [(v, out) for v, out in zip(videos, outputs)
+            if not (keep and osp.isfile(out) and osp.isfile(v[0])
+                    and osp.getmtime(out) >= osp.getmtime(v[0]))]
     os.makedirs(args.out_dir, exist_ok=True)
+    write_text(osp.join(args.out_dir, 'manifest.json'),
+               json.dumps(manifest, indent=1))
     failed, written = [], []
-    bar = ProgressBar(len(videos), file=sys.stderr)
-    for path, rel in videos:
+    if len(todo) < len(videos):
+        print(f'{len(videos) - len(todo)} of {len(videos)} embedding(s) '
+              f'already in {args.out_dir}; computing the other '
+              f'{len(todo)}', flush=True)
+    model = None
+    if todo:
+        try:
+            model = init_model(args.config, args.checkpoint,
+                               cfg_options=args.cfg_options)
+        except UnsafeCheckpointError as err:
+            raise SystemExit(f'Error: {err}')
+    bar = ProgressBar(len(todo), file=sys.stderr)
+    for (path, rel, _), out in todo:
         try:
             emb = embed_video(model, path, args.window)
         except VideoReadError as err:
             failed.append(str(err))
             bar.update()
             continue
-        out = osp.join(args.out_dir, osp.splitext(rel)[0] + '.' + args.format)
-        os.makedirs(osp.dirname(out), exist_ok=True)
-        if args.format == 'npy':
-            np.save(out, emb.numpy())
-        else:
-            torch.save(emb, out)
+        save_embedding(emb, out, args.format)
         written.append(out)
         bar.update()
     sys.stderr.write('\n')
-    with open(osp.join(args.out_dir, 'failed.txt'), 'w') as f:
-        f.write(''.join(line + '\n' for line in failed))
-    print(f'{len(written)} embedding(s) in {args.out_dir}; '
+    write_text(osp.join(args.out_dir, 'failed.txt'),
+               ''.join(line + '\n' for line in failed))
+    print(f'{len(written)} embedding(s) written to {args.out_dir}; '
           f'{len(failed)} unreadable (failed.txt)')
     for line in failed:
         print(f'  {line}')

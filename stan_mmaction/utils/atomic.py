@@ -6,20 +6,23 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def atomic_path(path):
+def atomic_path(path, suffix: str = '.tmp'):
     """Yield a temporary path beside ``path`` to write to. On a clean exit
     the file is flushed to disk and renamed over ``path`` (atomic on POSIX);
-    on an error it is removed and ``path`` is left as it was.
+    on an error it is removed and ``path`` is left as it was. The folder is
+    created if missing.
 
     The temporary name is unique (process and a random part), so two
     writers of the same ``path`` do not collide; the file gets the usual
-    permissions of a new file.
+    permissions of a new file. ``suffix`` ends the temporary name (writers
+    that choose the format by extension, such as OpenCV, need the real
+    one).
     """
     path = os.fspath(path)
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.'
-                   f'{uuid.uuid4().hex[:8]}.tmp')
+                   f'{uuid.uuid4().hex[:8]}{suffix}')
     try:
         yield tmp
         with open(tmp, 'rb') as f:
@@ -28,3 +31,19 @@ def atomic_path(path):
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def file_lock(path):
+    """Hold an exclusive lock on ``path + '.lock'`` (POSIX ``flock``; waits
+    for another holder). Writers that read, merge and rewrite one file
+    take it around the whole read-merge-write."""
+    import fcntl
+    lock = os.fspath(path) + '.lock'
+    os.makedirs(osp.dirname(osp.abspath(lock)), exist_ok=True)
+    with open(lock, 'a') as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
