@@ -4,8 +4,10 @@ Index once (embeddings saved with the config and checkpoint they came from,
 identified by the content hashes of the resolved config and the checkpoint,
 in a safetensors file that cannot run code; re-running adds new or changed
 files and drops deleted ones, and refuses to mix in embeddings of another
-model; unreadable files are reported at the end and skipped), then query
-with text:
+model; unreadable files are reported at the end and skipped; the index is
+saved every ``--save-every`` videos, so a run that stops resumes where it
+was, and concurrent runs on one index merge their work under a file lock),
+then query with text:
 
     python tools/search.py index VIDEO_FOLDER \\
         --config configs/stan_vitb32_msrvtt.py \\
@@ -28,6 +30,9 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
+from stan_mmaction.utils.checks import non_empty_text  # noqa: E402
+from stan_mmaction.utils.checks import positive_int
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Text-to-video search')
@@ -37,22 +42,25 @@ def parse_args(argv=None):
     ix.add_argument('--config', required=True)
     ix.add_argument('--checkpoint', default=None)
     ix.add_argument('--index', required=True, help='index file to write')
-    ix.add_argument('--window', type=int, default=None,
+    ix.add_argument('--window', type=positive_int, default=None,
                     help='frames per window for long videos (default: '
                     'one clip over the whole video)')
     ix.add_argument('--rebuild', action='store_true',
                     help='start a new index even if one with another '
                     'config exists')
+    ix.add_argument('--save-every', type=positive_int, default=20,
+                    help='save the index after every N videos, so a run '
+                    'that stops resumes where it was (default: 20)')
     ix.add_argument('--cfg-options', nargs='+', action=DictAction)
     q = sub.add_parser('query', help='rank indexed videos for a text')
-    q.add_argument('text')
+    q.add_argument('text', type=non_empty_text)
     q.add_argument('--index', required=True)
     q.add_argument('--config', default=None,
                    help='must match the index (default: the index\'s)')
-    q.add_argument('--top-k', type=int, default=5)
+    q.add_argument('--top-k', type=positive_int, default=5)
     q.add_argument('--contact-sheet', default=None,
                    help='image with a few frames of each hit')
-    q.add_argument('--frames-per-hit', type=int, default=4)
+    q.add_argument('--frames-per-hit', type=positive_int, default=4)
     return p.parse_args(argv)
 
 
@@ -81,6 +89,7 @@ def cmd_index(args):
                 'another --index')
         index.entries = {p: e for p, e in old.entries.items()
                          if osp.isfile(p)}
+        index.removed = set(old.entries) - set(index.entries)
     videos = [osp.abspath(p) for p in list_videos(args.folder)]
     todo = [p for p in videos if p not in index.entries or
             index.entries[p]['key'] != file_key(p)]
@@ -91,17 +100,22 @@ def cmd_index(args):
         print(f'Indexing {len(todo)} new or changed video(s) '
               f'({len(index.entries)} already indexed)', flush=True)
         bar = ProgressBar(len(todo), file=sys.stderr)
-        for path in todo:
+        for done, path in enumerate(todo, start=1):
             try:
                 emb = embed_video(model, path, args.window)
                 index.entries[path] = dict(key=file_key(path), embedding=emb)
+                index.removed.discard(path)
             except VideoReadError as err:
                 index.entries.pop(path, None)
+                index.removed.add(path)
                 failed.append(str(err))
             bar.update()
+            if done % args.save_every == 0 and done < len(todo):
+                index.failed = failed
+                index.save_merged(args.index)  # progress survives a kill
         sys.stderr.write('\n')
     index.failed = failed
-    index.save(args.index)
+    index.save_merged(args.index)
     print(f'Index {args.index}: {len(index.entries)} video(s)')
     if failed:
         print(f'{len(failed)} unreadable file(s) skipped:')

@@ -65,6 +65,9 @@ class VideoIndex:
     checkpoint_sha256: str
     entries: Dict[str, dict] = field(default_factory=dict)  # path -> key, emb
     failed: List[str] = field(default_factory=list)
+    # Paths this run took out (deleted or now unreadable files): a merge
+    # with the file on disk must not bring them back.
+    removed: set = field(default_factory=set)
 
     @classmethod
     def for_model(cls, config: str, checkpoint: Optional[str],
@@ -103,6 +106,27 @@ class VideoIndex:
         with atomic_path(path) as tmp:
             save_file(dict(embeddings=embeddings.contiguous()), tmp,
                       metadata={META_KEY: json.dumps(meta)})
+
+    def save_merged(self, path: str) -> None:
+        """Save, merged with what another run of the same model saved to
+        ``path`` since (under a file lock, so concurrent runs on one index
+        lose nothing): entries of both, this run's winning for a path it
+        (re-)embedded or removed. An index of another model on disk is
+        replaced (this run was started with ``--rebuild``)."""
+        from ..utils.atomic import file_lock
+        with file_lock(path):
+            if os.path.isfile(path):
+                try:
+                    disk = VideoIndex.load(path)
+                except SearchIndexError:
+                    disk = None
+                if disk is not None and not disk.same_model(self):
+                    merged = {p: e for p, e in disk.entries.items()
+                              if p not in self.removed}
+                    merged.update(self.entries)
+                    self.entries = merged
+                    self.failed = sorted(set(disk.failed) | set(self.failed))
+            self.save(path)
 
     @classmethod
     def load(cls, path: str) -> 'VideoIndex':
