@@ -277,3 +277,18 @@ def test_concurrent_index_runs_keep_everything(setup, tmp_path):
     loaded = VideoIndex.load(str(index))
     assert set(loaded.entries) == {osp.abspath(v) for v in a + b}
     assert not [p for p in os.listdir(tmp_path) if p.endswith('.tmp')]
+
+
+def test_contact_sheet_is_written_whole(tmp_path, monkeypatch):
+    import runpy
+    monkeypatch.syspath_prepend(osp.join(REPO_ROOT, 'tools'))
+    search = runpy.run_path(osp.join(REPO_ROOT, 'tools', 'search.py'))
+    video = write_videos(tmp_path / 'v', [3])[0]
+    sheet = tmp_path / 'new' / 'hits.jpg'
+    assert search['contact_sheet'](str(sheet), [(video, 0.5)], 2) == (
+        96, 256, 3)
+    assert sheet.read_bytes()[:2] == b'\xff\xd8'  # JPEG
+    with pytest.raises(SystemExit, match='cannot write the contact sheet'):
+        search['contact_sheet'](str(tmp_path / 'hits.txt'), [(video, 0.5)],
+                                2)
+    assert sorted(os.listdir(tmp_path)) == ['new', 'v']  # no leftovers

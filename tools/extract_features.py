@@ -34,6 +34,7 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from stan_mmaction.utils.atomic import atomic_path  # noqa: E402
+from stan_mmaction.utils.atomic import atomic_write_text
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
 
 
@@ -132,12 +133,6 @@ def save_embedding(emb: torch.Tensor, out: str, fmt: str) -> None:
                 torch.save(emb, f)
 
 
-def write_text(path: str, text: str) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-
-
 def main(argv=None):
     args = parse_args(argv)
     from stan_mmaction.apis import VideoReadError, embed_video, init_model
@@ -155,8 +150,8 @@ def main(argv=None):
             if not (keep and osp.isfile(out) and osp.isfile(v[0])
                     and osp.getmtime(out) >= osp.getmtime(v[0]))]
     os.makedirs(args.out_dir, exist_ok=True)
-    write_text(osp.join(args.out_dir, 'manifest.json'),
-               json.dumps(manifest, indent=1))
+    atomic_write_text(osp.join(args.out_dir, 'manifest.json'),
+                      json.dumps(manifest, indent=1))
     failed, written = [], []
     if len(todo) < len(videos):
         print(f'{len(videos) - len(todo)} of {len(videos)} embedding(s) '
@@ -181,8 +176,8 @@ def main(argv=None):
         written.append(out)
         bar.update()
     sys.stderr.write('\n')
-    write_text(osp.join(args.out_dir, 'failed.txt'),
-               ''.join(line + '\n' for line in failed))
+    atomic_write_text(osp.join(args.out_dir, 'failed.txt'),
+                      ''.join(line + '\n' for line in failed))
     print(f'{len(written)} embedding(s) written to {args.out_dir}; '
           f'{len(failed)} unreadable (failed.txt)')
     for line in failed:

@@ -131,6 +131,7 @@ def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
     import numpy as np
 
     from stan_mmaction.apis import VideoReadError, iter_clips
+    from stan_mmaction.utils.atomic import atomic_path
     w, h = tile
     rows = []
     for video, score in hits:
@@ -145,7 +146,14 @@ def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
                     cv2.LINE_AA)
         rows.append(row)
     sheet = np.concatenate(rows, axis=0)
-    cv2.imwrite(path, sheet[..., ::-1])
+    with atomic_path(path, suffix=osp.splitext(path)[1]) as tmp:
+        try:
+            written = cv2.imwrite(tmp, sheet[..., ::-1])
+        except cv2.error:
+            written = False
+        if not written:
+            raise SystemExit(f'cannot write the contact sheet {path} (use '
+                             'an image name: .jpg, .png)')
     return sheet.shape
 
 

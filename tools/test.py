@@ -8,6 +8,7 @@ import _bootstrap  # noqa: F401  (repairs the stack before Config.fromfile)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from stan_mmaction.utils.atomic import atomic_write_text
 from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
 
 
@@ -68,9 +69,9 @@ def main():
         raise SystemExit(f'Error: {err}')
     if runner.rank == 0:
         # Besides the log: the metrics as JSON, for scripts and tables.
-        path = osp.join(cfg.work_dir, 'test_metrics.json')
-        with open(path, 'w') as f:
-            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
+        atomic_write_text(
+            osp.join(cfg.work_dir, 'test_metrics.json'),
+            json.dumps({k: float(v) for k, v in metrics.items()}, indent=1))
 
 
 if __name__ == '__main__':

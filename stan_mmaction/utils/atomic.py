@@ -47,3 +47,17 @@ def file_lock(path):
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+
+
+def atomic_savefig(fig, path, **kwargs) -> None:
+    """``fig.savefig`` through :func:`atomic_path` (the temporary name keeps
+    the extension, which picks the image format)."""
+    with atomic_path(path, suffix=osp.splitext(os.fspath(path))[1]) as tmp:
+        fig.savefig(tmp, **kwargs)

@@ -43,6 +43,7 @@ from benchmark_report import markdown, plot, plot_retrieval  # noqa: E402
 from stan_mmaction.apis import init_model, video_forward  # noqa: E402
 from stan_mmaction.utils import (clip_shape, count_flops,  # noqa: E402
                                  load_config)
+from stan_mmaction.utils.atomic import atomic_write_text  # noqa: E402
 from stan_mmaction.utils.profiling import (PeakMemory, machine,  # noqa: E402
                                            matmul_rate, measure_alternating)
 
@@ -416,9 +417,9 @@ def run_profiles(cases: List[ModelCase], args) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     def save(prof, name):
-        with open(osp.join(args.out_dir, name), 'w') as f:
-            f.write(prof.key_averages().table(sort_by='self_cpu_time_total',
-                                              row_limit=40))
+        atomic_write_text(osp.join(args.out_dir, name),
+                          prof.key_averages().table(
+                              sort_by='self_cpu_time_total', row_limit=40))
 
     for case in cases:
         run = case.infer(1, case.frames, 'fp32')
@@ -447,11 +448,10 @@ def run_retrieval_eval(args, results: dict) -> None:
 
 
 def write_outputs(results: dict, args, with_models: bool) -> str:
-    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
+    atomic_write_text(osp.join(args.out_dir, 'results.json'),
+                      json.dumps(results, indent=1))
     table = markdown(results)
-    with open(osp.join(args.out_dir, 'results.md'), 'w') as f:
-        f.write(table)
+    atomic_write_text(osp.join(args.out_dir, 'results.md'), table)
     if with_models:
         plot(results, osp.join(args.out_dir, 'time_vs_frames.png'))
     return table

@@ -2,6 +2,8 @@
 ``benchmark.py``'s results dict."""
 from typing import List
 
+from stan_mmaction.utils.atomic import atomic_savefig
+
 
 def plot(results: dict, path: str) -> None:
     import matplotlib
@@ -17,7 +19,7 @@ def plot(results: dict, path: str) -> None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -37,7 +39,7 @@ def plot_retrieval(rows: List[dict], path: str) -> None:
     ax2.set_ylabel('peak extra memory (MiB)', color='C1')
     ax1.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -13,7 +13,13 @@ import argparse
 import glob
 import json
 import os.path as osp
+import sys
 from typing import Dict, List, Tuple
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import _bootstrap  # noqa: F401,E402  (the repo on sys.path)
+
+from stan_mmaction.utils.atomic import atomic_savefig  # noqa: E402
 
 TRAIN_KEYS = ('iter', 'epoch', 'step', 'lr', 'base_lr', 'time',
               'data_time', 'grad_norm', 'memory')
@@ -81,7 +87,7 @@ def plot(runs: List[str], out: str, keys=None, title=None) -> List[str]:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    atomic_savefig(fig, out, dpi=110)
     plt.close(fig)
     return val_keys
 
