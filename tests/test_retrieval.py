@@ -365,6 +365,18 @@ def test_train_and_test_tools_on_synthetic_captions(tmp_path):
     assert 1 <= metrics['retrieval/t2v_MdR'] <= 64
     assert 0 <= metrics['retrieval/t2v_R1'] <= metrics['retrieval/t2v_R5'] \
         <= metrics['retrieval/t2v_R10'] <= 100
+    assert not any('_qb_' in key for key in metrics)
+    # --qb-norm: the training captions as QB-Norm's query bank.
+    qb = run_tool(['test.py', RETRIEVAL_DEMO, f'{work}/epoch_1.pth',
+                   '--work-dir', work, '--qb-norm'], cwd=str(tmp_path))
+    assert qb.returncode == 0, qb.stderr[-3000:]
+    assert 'QB-Norm query bank: 128 captions of' in qb.stdout + qb.stderr
+    with open(osp.join(work, 'test_metrics.json')) as f:
+        with_qb = json.load(f)
+    for name in ('R1', 'R5', 'R10', 'MdR', 'MnR'):
+        assert f'retrieval/t2v_qb_{name}' in with_qb
+        assert with_qb[f'retrieval/t2v_{name}'] == metrics[
+            f'retrieval/t2v_{name}']
 
 
 def test_head_temperature_type_is_checked():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stan_mmaction.evaluation import (VideoTextRetrievalMetric,
+from stan_mmaction.evaluation import (VideoTextRetrievalMetric, qb_norm_ranks,
                                       retrieval_metrics, retrieval_ranks)
 
 # Three orthonormal videos; text rows are unit vectors whose cosine to video
@@ -172,3 +172,73 @@ def test_dsl_on_a_diffuse_matrix_equals_a_float64_reference():
                                 chunk_size=chunk)
         np.testing.assert_array_equal(ranks['t2v_dsl'].numpy(), t2v)
         np.testing.assert_array_equal(ranks['v2t_dsl'].numpy(), v2t)
+
+
+def _dense_qb_reference(video, text, owner, bank, beta, k):
+    """QB-Norm's dynamic inverted softmax on whole matrices, as written in
+    the paper: exp(beta s) / sum over the bank, for the test queries whose
+    top k (ties in) meets the set of videos some bank query has in its top
+    k; raw similarity for the others. Pessimistic ties."""
+    def unit(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    v, t, b = unit(video), unit(text), unit(bank)
+    bank_sim = b @ v.T
+    kth = np.sort(bank_sim, axis=1)[:, -k][:, None]
+    active = (bank_sim >= kth).any(0)
+    denominator = np.exp(beta * bank_sim).sum(0)
+    sim = t @ v.T
+    kth = np.sort(sim, axis=1)[:, -k][:, None]
+    use = ((sim >= kth) & active[None]).any(1)
+    scores = np.where(use[:, None], np.exp(beta * sim) / denominator, sim)
+    return np.array([(row >= row[owner[i]]).sum()
+                     for i, row in enumerate(scores)])
+
+
+@pytest.mark.parametrize('k', [1, 2])
+def test_qb_norm_equals_a_dense_reference(k):
+    """A bank larger than the gallery, duplicated videos and duplicated
+    bank rows (ties in the top k and in the ranks)."""
+    rng = np.random.default_rng(5)
+    video = rng.normal(size=(12, 8))
+    video[7] = video[3]  # tied videos
+    owner = np.concatenate([np.arange(12), rng.integers(0, 12, 18)])
+    text = video[owner] + 1.2 * rng.normal(size=(30, 8))
+    bank = np.concatenate([video[rng.integers(0, 12, 40)] +
+                           1.2 * rng.normal(size=(40, 8)), video[:4]])
+    bank[5] = bank[6]  # tied bank queries
+    expected = _dense_qb_reference(video, text, owner, bank, 20.0, k)
+    for chunk in (1, 7, 1024):
+        ranks = qb_norm_ranks(torch.tensor(video), torch.tensor(text),
+                              torch.tensor(owner), torch.tensor(bank),
+                              beta=20.0, k=k, chunk_size=chunk)
+        np.testing.assert_array_equal(ranks.numpy(), expected)
+    plain = retrieval_ranks(torch.tensor(video), torch.tensor(text),
+                            torch.tensor(owner))['t2v'].numpy()
+    assert (expected != plain).any()  # the normalisation changes ranks
+
+
+def test_qb_norm_demotes_a_hub_by_hand():
+    # Video 0 is a hub: every bank caption's best match. Caption 1 (own
+    # video 1) likes video 0 slightly more: plain rank 2. Its top-1 (video
+    # 0) is in the activation set, so it is re-scored by exp(20 s) / bank
+    # sum: video 0's sum is large, video 1's small -> rank 1.
+    texts, videos = _pair_texts([[0.9, 0.1], [0.6, 0.55]])
+    bank, _ = _pair_texts([[0.95, 0.1], [0.9, 0.2], [0.85, 0.3]])
+    owner = torch.tensor([0, 1])
+    plain = retrieval_ranks(videos, texts, owner)['t2v'].tolist()
+    qb = qb_norm_ranks(videos, texts, owner, bank).tolist()
+    assert plain == [1, 2] and qb == [1, 1]
+    metric = VideoTextRetrievalMetric(dsl=False, qb_norm=dict(beta=20.0))
+    results = [dict(video=videos[0].float(), text=texts[:1].float()),
+               dict(video=videos[1].float(), text=texts[1:].float())]
+    with pytest.raises(RuntimeError, match='no query bank: add '
+                       'QueryBankHook'):
+        metric.compute_metrics(results)
+    metric.query_bank = bank
+    out = metric.compute_metrics(results)
+    assert out['t2v_R1'] == 50.0 and out['t2v_qb_R1'] == 100.0
+    with pytest.raises(ValueError, match='qb_norm takes beta and k'):
+        VideoTextRetrievalMetric(qb_norm=dict(scale=3))
+    with pytest.raises(ValueError, match='query bank is empty'):
+        qb_norm_ranks(videos, texts, owner, bank[:0])

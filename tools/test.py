@@ -24,6 +24,11 @@ def parse_args():
     parser.add_argument('--dump', type=str,
                         help='dump predictions to a pickle file')
     parser.add_argument(
+        '--qb-norm', action='store_true',
+        help='retrieval: also report QB-Norm text-to-video results '
+        '(t2v_qb_*), the query bank being the training captions embedded by '
+        'the model under test')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, "xxx=yyy" in dot notation')
     parser.add_argument('--launcher',
@@ -34,6 +39,27 @@ def parse_args():
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def add_query_bank(cfg):
+    """QB-Norm on the test evaluator, with QueryBankHook embedding the
+    training captions (the config's training annotation file)."""
+    from stan_mmaction.utils import clip_shape
+    evaluators = cfg.test_evaluator
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    metrics = [e for e in evaluators
+               if e.get('type') == 'VideoTextRetrievalMetric']
+    if not metrics:
+        raise SystemExit('--qb-norm is for retrieval configs '
+                         '(VideoTextRetrievalMetric)')
+    for metric in metrics:
+        metric.qb_norm = metric.get('qb_norm') or dict()
+    train = cfg.train_dataloader.dataset
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(
+        type='QueryBankHook', ann_file=train.ann_file,
+        ann_format=train.get('ann_format', 'json'),
+        context_length=clip_shape(cfg).context_length or 77)]
 
 
 def merge_args(cfg, args):
@@ -56,6 +82,8 @@ def merge_args(cfg, args):
             cfg.test_evaluator = [evaluator, dump_metric]
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.qb_norm:  # after the options: the training annotations used
+        add_query_bank(cfg)
     return cfg
 
 

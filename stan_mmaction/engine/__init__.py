@@ -1,4 +1,4 @@
-from .hooks import RNGStateHook
+from .hooks import QueryBankHook, RNGStateHook
 from .optim import StanOptimWrapperConstructor
 
-__all__ = ['RNGStateHook', 'StanOptimWrapperConstructor']
+__all__ = ['QueryBankHook', 'RNGStateHook', 'StanOptimWrapperConstructor']

@@ -39,3 +39,74 @@ class RNGStateHook(Hook):
         torch.set_rng_state(state['torch'])
         if 'cuda' in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module()
+class QueryBankHook(Hook):
+    """Embed the captions of an annotation file (the training set's) with
+    the model under test and hand them, as QB-Norm's query bank, to every
+    ``VideoTextRetrievalMetric`` with ``qb_norm`` set, before each test and
+    validation run.
+
+    Args:
+        ann_file (str): the annotation file whose captions form the bank.
+        ann_format (str): its format (``'json'``, ``'didemo'``,
+            ``'lsmdc'``), as ``VideoTextRetrievalDataset``.
+        context_length (int): tokens per caption (the test pipeline's).
+            Defaults to 32.
+        batch_size (int): captions per text-tower batch. Defaults to 256.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, ann_file: str, ann_format: str = 'json',
+                 context_length: int = 32, batch_size: int = 256):
+        self.ann_file = ann_file
+        self.ann_format = ann_format
+        self.context_length = context_length
+        self.batch_size = batch_size
+
+    def captions(self) -> list:
+        from ..datasets import VideoTextRetrievalDataset
+        data = VideoTextRetrievalDataset(
+            self.ann_file, [], ann_format=self.ann_format,
+            data_prefix=dict(video=''), test_mode=True).load_data_list()
+        return [c for info in data for c in info['text']]
+
+    @torch.no_grad()
+    def embed(self, model, captions: list) -> torch.Tensor:
+        from mmengine.model import is_model_wrapper
+
+        from ..utils.tokenizer import tokenize
+        if is_model_wrapper(model):
+            model = model.module
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        out = []
+        for s in range(0, len(captions), self.batch_size):
+            tokens = tokenize(captions[s:s + self.batch_size],
+                              self.context_length).to(device)
+            out.append(model.encode_text(tokens).float().cpu())
+        model.train(was_training)
+        return torch.cat(out)
+
+    def _fill(self, runner, evaluator) -> None:
+        from mmengine.logging import MMLogger
+        metrics = [m for m in getattr(evaluator, 'metrics', [])
+                   if getattr(m, 'qb_norm', None) is not None]
+        if not metrics:
+            return
+        captions = self.captions()
+        bank = self.embed(runner.model, captions)
+        MMLogger.get_current_instance().info(
+            f'QB-Norm query bank: {len(captions)} captions of '
+            f'{self.ann_file}')
+        for metric in metrics:
+            metric.query_bank = bank
+
+    def before_test(self, runner) -> None:
+        self._fill(runner, runner.test_evaluator)
+
+    def before_val_epoch(self, runner) -> None:
+        self._fill(runner, runner.val_evaluator)

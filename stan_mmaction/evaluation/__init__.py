@@ -1,7 +1,8 @@
-from .retrieval_metric import (VideoTextRetrievalMetric, retrieval_metrics,
+from .retrieval_metric import (VideoTextRetrievalMetric, qb_norm_ranks,
+                               query_bank_stats, retrieval_metrics,
                                retrieval_ranks, summarize_ranks)
 
 __all__ = [
-    'VideoTextRetrievalMetric', 'retrieval_metrics', 'retrieval_ranks',
-    'summarize_ranks'
+    'VideoTextRetrievalMetric', 'qb_norm_ranks', 'query_bank_stats',
+    'retrieval_metrics', 'retrieval_ranks', 'summarize_ranks'
 ]

@@ -27,6 +27,16 @@ Conventions:
   ``s(i, j) * softmax_i(scale * s(:, j))`` (the prior normalises over the
   queries of the other side), video-to-text ``s(i, j) *
   softmax_j(scale * s(i, :))``; ``scale`` 100 as in CAMoE's code.
+- QB-Norm (query-bank normalisation, Bogolin et al. 2022), text-to-video,
+  dynamic inverted softmax: with a bank of caption embeddings (the
+  training captions), each video j gets ``lse_j = log sum_b exp(beta *
+  s(b, j))`` over the bank, and the *activation set* holds the videos that
+  are among the top ``k`` of some bank caption. A test caption whose own
+  top ``k`` meets the activation set is ranked by ``beta * s(i, j) -
+  lse_j`` (the log of the inverted softmax ``exp(beta s) / sum_b exp(beta
+  s_b)``: same order, no underflow); the others keep ``s(i, j)``. "Top
+  k" counts ties: every video scoring at least the k-th best score.
+  ``beta`` 20, ``k`` 1 as in the QB-Norm paper.
 """
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
@@ -124,6 +134,56 @@ def _rank_passes(text, video, owner, chunk_size, scale=None):
     return out
 
 
+def _top_k_mask(sim: torch.Tensor, k: int) -> torch.Tensor:
+    """True where a score is at least the row's k-th largest (ties in)."""
+    kth = sim.topk(min(k, sim.shape[1]), dim=1).values[:, -1:]
+    return sim >= kth
+
+
+@torch.no_grad()
+def query_bank_stats(bank: torch.Tensor, video: torch.Tensor,
+                     beta: float = 20.0, k: int = 1,
+                     chunk_size: int = 1024):
+    """QB-Norm's per-video ``lse`` ``(N_video,)`` and activation set (bool
+    ``(N_video,)``) from a bank of caption embeddings, in blocks of bank
+    rows (float64; no bank x video matrix)."""
+    bank = torch.nn.functional.normalize(
+        torch.as_tensor(bank).double(), dim=-1)
+    video = torch.nn.functional.normalize(
+        torch.as_tensor(video).double(), dim=-1)
+    lse = torch.full((video.shape[0], ), -float('inf'), dtype=video.dtype)
+    active = torch.zeros(video.shape[0], dtype=torch.bool)
+    for s in range(0, bank.shape[0], chunk_size):
+        sim = bank[s:s + chunk_size] @ video.t()
+        active |= _top_k_mask(sim, k).any(0)
+        lse = torch.logaddexp(lse, torch.logsumexp(beta * sim, 0))
+    return lse, active
+
+
+@torch.no_grad()
+def qb_norm_ranks(video: torch.Tensor, text: torch.Tensor,
+                  text_to_video: torch.Tensor, bank: torch.Tensor,
+                  beta: float = 20.0, k: int = 1,
+                  chunk_size: int = 1024) -> torch.Tensor:
+    """1-based text-to-video ranks after QB-Norm (dynamic inverted softmax,
+    see the module docs), pessimistic ties; blocks of text rows."""
+    if torch.as_tensor(bank).shape[0] == 0:
+        raise ValueError('the QB-Norm query bank is empty')
+    lse, active = query_bank_stats(bank, video, beta, k, chunk_size)
+    video = torch.nn.functional.normalize(
+        torch.as_tensor(video).double(), dim=-1)
+    text = torch.nn.functional.normalize(
+        torch.as_tensor(text).double(), dim=-1)
+    owner = torch.as_tensor(text_to_video).long()
+    ranks = torch.empty(text.shape[0], dtype=torch.long)
+    for s, e, sim in _blocks(text, video, chunk_size):
+        use = (_top_k_mask(sim, k) & active).any(1, keepdim=True)
+        scores = torch.where(use, beta * sim - lse, sim)
+        pos = scores.gather(1, owner[s:e, None])
+        ranks[s:e] = _count(scores >= pos, 1)
+    return ranks
+
+
 @torch.no_grad()
 def retrieval_ranks(video: torch.Tensor,
                     text: torch.Tensor,
@@ -176,11 +236,18 @@ def summarize_ranks(ranks: torch.Tensor,
 
 
 def retrieval_metrics(video, text, text_to_video, dsl: bool = False,
-                      dsl_scale: float = 100.0,
-                      chunk_size: int = 1024) -> Dict[str, float]:
-    """``t2v_R1``, ..., ``v2t_MnR`` (and ``t2v_dsl_*``, ``v2t_dsl_*``)."""
+                      dsl_scale: float = 100.0, chunk_size: int = 1024,
+                      query_bank: Optional[torch.Tensor] = None,
+                      qb_beta: float = 20.0,
+                      qb_k: int = 1) -> Dict[str, float]:
+    """``t2v_R1``, ..., ``v2t_MnR`` (and ``t2v_dsl_*``, ``v2t_dsl_*``; with
+    a ``query_bank``, ``t2v_qb_*``)."""
     ranks = retrieval_ranks(video, text, text_to_video, dsl, dsl_scale,
                             chunk_size)
+    if query_bank is not None:
+        ranks['t2v_qb'] = qb_norm_ranks(video, text, text_to_video,
+                                        query_bank, qb_beta, qb_k,
+                                        chunk_size)
     out = OrderedDict()
     for direction, r in ranks.items():
         for name, value in summarize_ranks(r).items():
@@ -203,6 +270,12 @@ class VideoTextRetrievalMetric(BaseMetric):
             Defaults to True.
         dsl_scale (float): defaults to 100.
         chunk_size (int): similarity rows per block. Defaults to 1024.
+        qb_norm (dict, optional): also report QB-Norm text-to-video results
+            (``t2v_qb_*``), with ``beta`` (20) and ``k`` (1). The query bank
+            (caption embeddings of the training set) is put in
+            ``query_bank`` by :class:`~stan_mmaction.engine.QueryBankHook`
+            before testing (``tools/test.py ... --qb-norm`` adds it).
+            Defaults to None.
     """
 
     default_prefix = 'retrieval'
@@ -211,12 +284,21 @@ class VideoTextRetrievalMetric(BaseMetric):
                  dsl: bool = True,
                  dsl_scale: float = 100.0,
                  chunk_size: int = 1024,
+                 qb_norm: Optional[dict] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.dsl = dsl
         self.dsl_scale = dsl_scale
         self.chunk_size = chunk_size
+        qb_norm = dict(qb_norm or {}) if qb_norm is not None else None
+        if qb_norm is not None:
+            unknown = set(qb_norm) - {'beta', 'k'}
+            if unknown:
+                raise ValueError(f'qb_norm takes beta and k, got '
+                                 f'{sorted(unknown)}')
+        self.qb_norm = qb_norm
+        self.query_bank: Optional[torch.Tensor] = None
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -232,6 +314,16 @@ class VideoTextRetrievalMetric(BaseMetric):
         owner = torch.repeat_interleave(
             torch.arange(len(results)),
             torch.tensor([r['text'].shape[0] for r in results]))
-        return retrieval_metrics(video, text, owner, dsl=self.dsl,
-                                 dsl_scale=self.dsl_scale,
-                                 chunk_size=self.chunk_size)
+        bank = None
+        if self.qb_norm is not None:
+            if self.query_bank is None:
+                raise RuntimeError(
+                    'VideoTextRetrievalMetric(qb_norm=...) has no query '
+                    'bank: add QueryBankHook to custom_hooks (tools/test.py '
+                    '--qb-norm does)')
+            bank = self.query_bank
+        return retrieval_metrics(
+            video, text, owner, dsl=self.dsl, dsl_scale=self.dsl_scale,
+            chunk_size=self.chunk_size, query_bank=bank,
+            qb_beta=(self.qb_norm or {}).get('beta', 20.0),
+            qb_k=(self.qb_norm or {}).get('k', 1))
