@@ -12,8 +12,15 @@ Retrieval (``--task retrieval``): the same for video-text retrieval on
 captions of a square moving one way, then another ("a small red square
 moves left, then up"), STAN-attn vs mean pooling, text-to-video R@1 etc.
 
+Comparison (``--task compare``): the recognition data for STAN-attn, mean
+pooling and MMAction2's own TSN, TSM and X3D (``configs/compare/``), then
+``tools/analysis_tools/compare.py`` over them: one table (parameters,
+GFLOPs, latency, peak memory, training time, top-1), CSV and plot in
+``<work dir>/compare/``.
+
     python tools/synthetic_demo.py                    # what `make demo` runs
     python tools/synthetic_demo.py --task retrieval   # the retrieval demo
+    python tools/synthetic_demo.py --task compare     # beside MMAction2's
     python tools/synthetic_demo.py --jobs 1           # one training at a time
 """
 import argparse
@@ -41,6 +48,19 @@ TASKS = {
         splits=('train', 'val'),
         ann='{root}/{split}_list_videos.txt',
         columns=[('held-out top-1', 'acc/top1', 100)]),
+    'compare': dict(
+        variants=[
+            ('STAN-attn', 'configs/demo/stan_tiny_synthetic.py'),
+            ('CLIP mean pooling', 'configs/demo/clip_meanp_tiny_synthetic.py'),
+            ('TSN R18', 'configs/compare/tsn_r18_tiny_synthetic.py'),
+            ('TSM R18', 'configs/compare/tsm_r18_tiny_synthetic.py'),
+            ('X3D', 'configs/compare/x3d_tiny_synthetic.py'),
+        ],
+        data_root='data/synthetic',
+        dataset='recognition',
+        splits=('train', 'val'),
+        ann='{root}/{split}_list_videos.txt',
+        columns=[('held-out top-1', 'acc/top1', 100)]),
     'retrieval': dict(
         variants=[
             ('STAN-attn', 'configs/demo/stan_tiny_synthetic_retrieval.py'),
@@ -63,8 +83,8 @@ def parse_args():
     parser.add_argument('--task', choices=sorted(TASKS),
                         default='recognition')
     parser.add_argument('--work-dir', default=None,
-                        help='defaults to work_dirs/demo (recognition) or '
-                        'work_dirs/demo_retrieval')
+                        help='defaults to work_dirs/demo (recognition), '
+                        'work_dirs/demo_retrieval or work_dirs/demo_compare')
     parser.add_argument('--data-root', default=None,
                         help='defaults to data/synthetic or '
                         'data/synthetic_retrieval')
@@ -84,7 +104,8 @@ def parse_args():
     task = TASKS[args.task]
     retrieval = args.task == 'retrieval'
     if args.work_dir is None:
-        args.work_dir = 'work_dirs/demo' + ('_retrieval' if retrieval else '')
+        args.work_dir = 'work_dirs/demo' + (
+            '' if args.task == 'recognition' else f'_{args.task}')
     if args.data_root is None:
         args.data_root = task['data_root']
     if args.train_per_class is None:
@@ -98,6 +119,8 @@ def ensure_dataset(task, root, train, val, seed):
     """(Re)write the dataset unless one with the same settings is there."""
     from stan_mmaction.datasets import (make_synthetic_dataset,
                                         make_synthetic_retrieval_dataset)
+    train_split, val_split = TASKS[task]['splits']
+    task = TASKS[task].get('dataset', task)  # compare: recognition data
     settings = dict(task=task, train=train, val=val, seed=seed, version=1)
     stamp = osp.join(root, 'settings.json')
     if osp.isfile(stamp):
@@ -106,7 +129,6 @@ def ensure_dataset(task, root, train, val, seed):
                 return
     make = make_synthetic_retrieval_dataset if task == 'retrieval' else \
         make_synthetic_dataset
-    train_split, val_split = TASKS[task]['splits']
     make(root, {train_split: train, val_split: val}, seed=seed)
     with open(stamp, 'w') as f:
         json.dump(settings, f)
@@ -320,6 +342,19 @@ def main():
           f'{args.work_dir}/')
     summary = dict(task=args.task, results={n: m for n, m in results},
                    seconds=seconds)
+    if args.task == 'compare':
+        out_dir = osp.join(args.work_dir, 'compare')
+        compare = subprocess.run(
+            [sys.executable, osp.join(REPO_ROOT, 'tools', 'analysis_tools',
+                                      'compare.py'),
+             *[osp.join(REPO_ROOT, c) for _, c in task['variants']],
+             '--work-dirs', *[w for _, w in runs],
+             '--names', *[n for n, _ in task['variants']],
+             '--out-dir', out_dir], capture_output=True, text=True)
+        if compare.returncode != 0:
+            raise SystemExit(compare.stderr[-3000:])
+        print(f'\n{compare.stdout}\nTable, CSV and plot: {out_dir}/ '
+              f'({time.time() - start:.0f} s in all)')
     with open(osp.join(args.work_dir, 'demo_results.json'), 'w') as f:
         json.dump(summary, f, indent=1)
 

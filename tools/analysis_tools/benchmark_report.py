@@ -43,12 +43,17 @@ def plot_retrieval(rows: List[dict], path: str) -> None:
     plt.close(fig)
 
 
+def machine_line(m: dict) -> str:
+    """``Machine: CPU, threads, torch, kernels, bf16 (, GPU)`` from
+    ``stan_mmaction.utils.profiling.machine()``."""
+    return (f"Machine: {m['cpu']}, {m['threads']} threads, torch "
+            f"{m['torch']}, CPU kernels {m['cpu_capability']}, native bf16: "
+            f"{'yes' if m['native_bf16'] else 'no'}" +
+            (f", GPU {m['gpu']}" if 'gpu' in m else ''))
+
+
 def markdown(results: dict) -> str:
-    m = results['machine']
-    lines = [f"Machine: {m['cpu']}, {m['threads']} threads, torch "
-             f"{m['torch']}, CPU kernels {m['cpu_capability']}, native bf16: "
-             f"{'yes' if m['native_bf16'] else 'no'}" +
-             (f", GPU {m['gpu']}" if 'gpu' in m else ''), '']
+    lines = [machine_line(results['machine']), '']
     rates = results['matmul']
     lines.append('Matmul rate: ' + ', '.join(
         f'{k} {v["gflops_per_s"]:.0f} GFLOP/s' for k, v in rates.items()))

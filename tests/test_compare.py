@@ -1,0 +1,92 @@
+"""STAN beside MMAction2's own models: a configs/compare/ model trains and
+tests with our tools, and the comparison tool tabulates work dirs; the
+FLOP counter and the benchmark take mmaction:: configs."""
+import csv
+import json
+import os.path as osp
+
+import pytest
+from conftest import REPO_ROOT, run_tool
+
+COMPARE = sorted(osp.join('configs', 'compare', name) for name in (
+    'tsn_r18_tiny_synthetic.py', 'tsm_r18_tiny_synthetic.py',
+    'x3d_tiny_synthetic.py'))
+X3D_S = 'mmaction::recognition/x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py'
+
+
+@pytest.mark.parametrize('rel', COMPARE)
+def test_compare_configs_are_mmaction_models_on_the_demo_data(rel):
+    from mmengine.config import Config
+
+    from stan_mmaction.utils import build_model_without_weights
+    text = open(osp.join(REPO_ROOT, rel)).read()
+    assert "'mmaction::_base_/models/" in text  # MMAction2's own model
+    cfg = Config.fromfile(osp.join(REPO_ROOT, rel))
+    demo = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'demo',
+                                    'stan_tiny_synthetic.py'))
+    # Same data, sampling, schedule and seed as the STAN demo.
+    for key in ('train_dataloader', 'val_dataloader'):
+        ours, theirs = cfg[key].dataset, demo[key].dataset
+        assert ours.ann_file == theirs.ann_file
+        assert ours.num_classes == theirs.num_classes == 8
+    assert cfg.optim_wrapper == demo.optim_wrapper
+    assert cfg.param_scheduler == demo.param_scheduler
+    assert cfg.train_cfg == demo.train_cfg and cfg.randomness.seed == 0
+    model = build_model_without_weights(cfg.model)
+    assert model.cls_head.num_classes == 8
+    assert cfg.model.backbone.get('pretrained') is None
+
+
+def test_train_test_and_compare_two_work_dirs(demo_workspace, tmp_path):
+    x3d = osp.join(REPO_ROOT, 'configs', 'compare', 'x3d_tiny_synthetic.py')
+    stan = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
+    works = []
+    for cfg in (x3d, stan):
+        work = str(tmp_path / osp.splitext(osp.basename(cfg))[0])
+        train = run_tool(['train.py', cfg, '--work-dir', work,
+                          '--cfg-options', 'train_cfg.max_epochs=1',
+                          'train_dataloader.batch_size=8'],
+                         cwd=demo_workspace)
+        assert train.returncode == 0, train.stderr[-3000:]
+        test = run_tool(['test.py', cfg, f'{work}/epoch_1.pth',
+                         '--work-dir', work], cwd=demo_workspace)
+        assert test.returncode == 0, test.stderr[-3000:]
+        works.append(work)
+    out = tmp_path / 'compare'
+    proc = run_tool(['analysis_tools/compare.py', x3d, stan, '--work-dirs',
+                     *works, '--names', 'X3D', 'STAN-attn', '--repeats',
+                     '1', '--warmup', '0', '--out-dir', str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    columns = ['model', 'params (M)', 'GFLOPs', 'latency (ms)', 'clips/s',
+               'peak memory (MiB)', 'train s/epoch', 'metric', 'result']
+    with open(out / 'results.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == columns
+    assert [r['model'] for r in rows] == ['X3D', 'STAN-attn']
+    for row, work in zip(rows, works):
+        with open(osp.join(work, 'test_metrics.json')) as f:
+            top1 = json.load(f)['acc/top1']
+        assert row['metric'] == 'top-1 (%)'
+        assert float(row['result']) == pytest.approx(100 * top1)
+        for key in ('params (M)', 'GFLOPs', 'latency (ms)', 'clips/s',
+                    'train s/epoch'):
+            assert float(row[key]) > 0, key
+    assert float(rows[1]['GFLOPs']) == pytest.approx(0.097, abs=0.001)
+    table = (out / 'results.md').read_text()
+    assert table.startswith('Machine: ')
+    assert '| ' + ' | '.join(columns) + ' |' in table
+    assert '| X3D |' in table and '| STAN-attn |' in table
+    assert (out / 'results.png').read_bytes()[:4] == b'\x89PNG'
+    assert table in proc.stdout
+
+
+def test_flops_and_benchmark_take_mmaction_configs(tmp_path):
+    flops = run_tool(['analysis_tools/get_flops.py', X3D_S])
+    assert flops.returncode == 0, flops.stderr[-2000:]
+    assert 'FLOPs:' in flops.stdout
+    bench = run_tool(['analysis_tools/benchmark.py', X3D_S, '--repeats',
+                      '1', '--warmup', '0', '--out-dir', str(tmp_path)])
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    assert '| x3d_s_13x6x1_facebook-kinetics400-rgb |' in bench.stdout
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert results['inference'][0]['gflops'] > 1  # X3D-S: ~6 (mul+add)
