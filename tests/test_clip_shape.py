@@ -21,7 +21,7 @@ def expected(rel):
     shipped config, by its dataset (the recipe: 8 frames and 4x3 views for
     K400, 2x3 for SSv2, 12 frames / 32 tokens for MSR-VTT and LSMDC, 64 / 77
     for DiDeMo; the demos: 8 frames of 32x32)."""
-    if rel.startswith('configs/demo/'):
+    if rel.startswith(('configs/demo/', 'configs/compare/')):
         return (8, 1, 32, 32, 1, 32 if 'retrieval' in rel else None)
     if 'k400' in rel:
         return (8, 4, 224, 224, 3, None)
@@ -39,6 +39,11 @@ def test_every_shipped_config_has_its_recipe_shape(rel):
     shape = clip_shape(Config.fromfile(osp.join(REPO_ROOT, rel)))
     assert (shape.frames, shape.num_clips, shape.short_side, shape.crop,
             shape.num_crops, shape.context_length) == expected(rel)
+    if rel.startswith(('configs/compare/tsn', 'configs/compare/tsm')):
+        # MMAction2's 2D recognizers: 8 one-frame segments, NCHW.
+        assert shape.format_shape == 'NCHW'
+        assert shape.input_shape(2) == (2, 8, 3, 32, 32)
+        return
     assert shape.format_shape == 'NCTHW'
     assert shape.input_shape(2) == (2, 3, shape.frames, shape.crop,
                                     shape.crop)
