@@ -33,6 +33,7 @@ def test_compare_configs_are_mmaction_models_on_the_demo_data(rel):
     assert cfg.param_scheduler == demo.param_scheduler
     assert cfg.train_cfg == demo.train_cfg and cfg.randomness.seed == 0
     model = build_model_without_weights(cfg.model)
+    model.init_weights()  # from random initialisation, nothing to load
     assert model.cls_head.num_classes == 8
     assert cfg.model.backbone.get('pretrained') is None
 

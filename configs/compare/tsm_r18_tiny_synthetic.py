@@ -7,7 +7,9 @@ _base_ = [
     '../_base_/schedules/adamw_from_scratch_20e.py',
     '../_base_/default_runtime.py'
 ]
-model = dict(backbone=dict(depth=18, pretrained=None),
+# pretrained2d=False: ResNetTSM.init_weights would otherwise load ImageNet
+# weights from pretrained=None and fail.
+model = dict(backbone=dict(depth=18, pretrained=None, pretrained2d=False),
              cls_head=dict(num_classes=8, in_channels=512, dropout_ratio=0.0))
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(
     interval=1, max_keep_ckpts=2, save_best=None))
