@@ -38,6 +38,25 @@ def test_compare_configs_are_mmaction_models_on_the_demo_data(rel):
     assert cfg.model.backbone.get('pretrained') is None
 
 
+@pytest.mark.parametrize('rel', COMPARE)
+def test_compare_pipelines_give_eight_frames(rel, demo_workspace):
+    """Training and test samples hold the 8 frames the model expects (a
+    2D pipeline with UniformSample(clip_len=1) gave TSN one frame)."""
+    from mmaction.registry import DATASETS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    cfg = Config.fromfile(osp.join(REPO_ROOT, rel))
+    root = osp.join(demo_workspace, 'data', 'synthetic')
+    for key in ('train_dataloader', 'test_dataloader'):
+        dataset = cfg[key].dataset
+        dataset.ann_file = osp.join(root, osp.basename(dataset.ann_file))
+        dataset.data_prefix = dict(video=root)
+        inputs = DATASETS.build(dataset)[0]['inputs']
+        expected = (1, 3, 8, 32, 32) if 'x3d' in rel else (8, 3, 32, 32)
+        assert tuple(inputs.shape) == expected, (rel, key)
+
+
 def test_train_test_and_compare_two_work_dirs(demo_workspace, tmp_path):
     x3d = osp.join(REPO_ROOT, 'configs', 'compare', 'x3d_tiny_synthetic.py')
     stan = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
