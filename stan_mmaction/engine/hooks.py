@@ -68,9 +68,13 @@ class QueryBankHook(Hook):
 
     def captions(self) -> list:
         from ..datasets import VideoTextRetrievalDataset
+
+        # lazy_init: parse the file once, here (building would parse it
+        # too, then serialise what it read).
         data = VideoTextRetrievalDataset(
             self.ann_file, [], ann_format=self.ann_format,
-            data_prefix=dict(video=''), test_mode=True).load_data_list()
+            data_prefix=dict(video=''), test_mode=True,
+            lazy_init=True).load_data_list()
         return [c for info in data for c in info['text']]
 
     @torch.no_grad()
