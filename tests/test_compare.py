@@ -110,3 +110,16 @@ def test_flops_and_benchmark_take_mmaction_configs(tmp_path):
     assert '| x3d_s_13x6x1_facebook-kinetics400-rgb |' in bench.stdout
     results = json.loads((tmp_path / 'results.json').read_text())
     assert results['inference'][0]['gflops'] > 1  # X3D-S: ~6 (mul+add)
+
+
+def test_compare_and_qb_norm_arguments_are_checked(tmp_path):
+    proc = run_tool(['analysis_tools/compare.py', 'a.py', 'b.py',
+                     '--work-dirs', 'only_one'])
+    assert proc.returncode == 2
+    assert '--work-dirs: 1 given for 2 configs' in proc.stderr
+    demo = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
+    proc = run_tool(['test.py', demo, 'none', '--work-dir', str(tmp_path),
+                     '--qb-norm'])
+    assert proc.returncode != 0
+    assert '--qb-norm is for retrieval configs' in proc.stderr
+    assert not (tmp_path / 'test_metrics.json').exists()
