@@ -8,6 +8,11 @@ with each window's top label (``--out-file x.mp4`` or ``x.gif``).
 Works with our configs and with MMAction2's own recognition configs
 (``mmaction::recognition/...``).
 
+Speed: ``--dtype auto|fp32|bf16|fp16`` casts the model (auto: bf16 on GPUs
+and on CPUs with native bf16, fp32 elsewhere), ``--compile`` compiles the
+backbone after a reported warm-up, windows are decoded in a worker process
+while the model runs and go through it ``--batch-size`` at a time.
+
 Example:
     python demo/demo.py video.mp4 configs/stan_vitb16_k400.py \\
         work_dirs/stan_vitb16_k400/epoch_30.pth \\
@@ -19,18 +24,18 @@ Example:
 import argparse
 import os
 import os.path as osp
-import sys
+import time
 
-import torch
 from mmengine.config import DictAction
-from mmengine.utils import ProgressBar
 
 # Repairs the pinned stack before any config is parsed, registers our modules.
 import stan_mmaction  # noqa: F401
-from stan_mmaction.apis import (VideoReadError, init_model, iter_clips,
-                                open_video, recognize_clip)
+from stan_mmaction.apis import (VideoProgress, VideoReadError, init_model,
+                                iter_video_outputs, open_video,
+                                recognition_batch_forward, resolve_dtype,
+                                warm_up_video)
+from stan_mmaction.apis.cli import add_speed_args, default_device
 from stan_mmaction.models import read_class_names
-from stan_mmaction.utils import clip_shape
 from stan_mmaction.utils.atomic import atomic_path
 from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
 from stan_mmaction.utils.checks import positive_int
@@ -51,8 +56,8 @@ def parse_args(argv=None):
     p.add_argument('--out-file', default=None,
                    help='annotated output video (.mp4) or animation (.gif); '
                    'its folder is created')
-    p.add_argument('--device', default='cpu')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_speed_args(p)
     return p.parse_args(argv)
 
 
@@ -103,6 +108,7 @@ def _write_annotated(path, video, windows, labels, max_side):
 
 
 def main(argv=None):
+    started = time.perf_counter()
     args = parse_args(argv)
     if args.out_file and not args.out_file.lower().endswith(OUT_EXTS):
         raise SystemExit(f'--out-file {args.out_file}: use a .mp4 or .gif '
@@ -110,46 +116,51 @@ def main(argv=None):
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     labels = read_class_names(args.label_map)
+    device = default_device(args.device)
     try:
-        model = init_model(args.config, checkpoint, args.device,
-                           cfg_options=args.cfg_options)
+        dtype = resolve_dtype(args.dtype or 'auto', device)
+    except ValueError as err:
+        raise SystemExit(f'--dtype {args.dtype}: {err}')
+    try:
+        model = init_model(args.config, checkpoint, device,
+                           cfg_options=args.cfg_options, dtype=dtype,
+                           compile=args.compile)
     except UnsafeCheckpointError as err:
         raise SystemExit(f'Error: {err}')
-    shape = clip_shape(model.cfg)
 
     try:
         _, total = open_video(args.video)
     except VideoReadError as err:
         raise SystemExit(f'Cannot read {args.video}: {err}')
     window = args.window or (total if total <= 300 else 300)
-    windows, scores, tops = [], [], []
-    bar = ProgressBar(-(-total // window), file=sys.stderr)
-    try:
-        for clip, span, _ in iter_clips(args.video, shape.frames,
-                                        shape.short_side, shape.crop, window):
-            score = recognize_clip(model, clip)
-            if score.numel() != len(labels):
-                raise SystemExit(f'the model has {score.numel()} classes, '
-                                 f'{args.label_map} names {len(labels)}')
-            windows.append(span)
-            scores.append(score)
-            tops.append(f'{labels[int(score.argmax())]} '
-                        f'{float(score.max()):.2f}')
-            bar.update()
-    except VideoReadError as err:
-        raise SystemExit(str(err))
-    sys.stderr.write('\n')
-    mean = torch.stack(scores).mean(0)
+    forward = recognition_batch_forward(model)
+    warm = warm_up_video(model, forward, args.batch_size) \
+        if args.compile else 0.0
+    progress = VideoProgress(1, time.perf_counter() - started - warm, warm)
+    result = next(iter_video_outputs(model, [args.video], forward, window,
+                                     args.batch_size, args.workers))
+    if result.error:
+        raise SystemExit(result.error)
+    progress.update()
+    progress.finish()
+    scores = result.outputs
+    if scores.shape[1] != len(labels):
+        raise SystemExit(f'the model has {scores.shape[1]} classes, '
+                         f'{args.label_map} names {len(labels)}')
+    tops = [f'{labels[int(s.argmax())]} {float(s.max()):.2f}'
+            for s in scores]
+    mean = scores.mean(0)
     k = min(args.top_k, mean.numel())
     values, indices = mean.topk(k)
     print(f'Top-{k} labels for {args.video} ({total} frames, '
-          f'{len(windows)} window(s)):')
+          f'{len(result.spans)} window(s)):')
     for rank, (v, i) in enumerate(zip(values.tolist(), indices.tolist()),
                                   start=1):
         print(f'{rank}. {labels[i]}: {v:.4f}')
     if args.out_file:
-        write_annotated(args.out_file, args.video, windows, tops)
+        write_annotated(args.out_file, args.video, result.spans, tops)
         print(f'Annotated output: {args.out_file}')
+    print(progress.line(dtype, args.compile))
     return [(labels[i], v) for v, i in zip(values.tolist(),
                                            indices.tolist())]
 

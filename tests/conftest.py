@@ -41,6 +41,82 @@ def run_tool(args, timeout: int = 600, env_extra: dict = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def load_script(relpath: str):
+    """Import a script of the repo (``tools/search.py``, ``demo/demo.py``)
+    as a module, to call its ``main(argv)`` in this process (a tool run in
+    a subprocess pays ~10 s of imports on these machines)."""
+    import importlib.util
+    tools = osp.join(REPO_ROOT, 'tools')
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    path = osp.join(REPO_ROOT, relpath)
+    name = 'script_' + relpath.replace('/', '_').replace('.py', '')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ToolResult:
+    """What :func:`call_main` saw: ``returncode``, ``stdout``, ``stderr``
+    (as a ``subprocess.run`` result has them)."""
+
+    def __init__(self, returncode, stdout, stderr, value=None):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+        self.value = value
+
+
+_SCRIPTS = {}
+
+
+def call_main(relpath: str, argv) -> ToolResult:
+    """Run ``main(argv)`` of a script (``tools/search.py``) in this
+    process with its stdout and stderr captured; ``SystemExit`` becomes the
+    return code (a message: 1, written to stderr), as in a subprocess."""
+    import contextlib
+    import io
+    if relpath not in _SCRIPTS:
+        _SCRIPTS[relpath] = load_script(relpath)
+    out, err = io.StringIO(), io.StringIO()
+    code, value = 0, None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            value = _SCRIPTS[relpath].main(list(argv))
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                err.write(exc.code + '\n')
+                code = 1
+            else:
+                code = exc.code or 0
+    return ToolResult(code, out.getvalue(), err.getvalue(), value)
+
+
+def save_random_checkpoint(config, path, seed=0):
+    """Build ``config`` with seed ``seed`` and save its weights as a runner
+    checkpoint at ``path``; returns the model."""
+    from stan_mmaction.apis import init_model
+    torch.manual_seed(seed)
+    model = init_model(config)
+    torch.save({'state_dict': model.state_dict()}, path)
+    return model
+
+
+def write_videos(folder, labels, frames=16, size=32, seed=0):
+    """Synthetic MP4s of the given class indices in ``folder`` (a Path)."""
+    import numpy as np
+
+    from stan_mmaction.datasets import (SYNTHETIC_CLASSES, render_video,
+                                        write_mp4)
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, label in enumerate(labels):
+        path = str(folder / f'{SYNTHETIC_CLASSES[label]}_{i}.mp4')
+        write_mp4(path, render_video(label, rng, frames, size))
+        paths.append(path)
+    return paths
+
+
 @pytest.fixture(scope='session')
 def tiny_clip_file(tmp_path_factory):
     """A randomly initialised tiny open_clip CLIP saved as a state dict.

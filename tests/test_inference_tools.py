@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, run_tool, subprocess_env
+from conftest import (REPO_ROOT, call_main, run_tool, save_random_checkpoint,
+                      subprocess_env, write_videos)
 
-from stan_mmaction.datasets import SYNTHETIC_CLASSES, render_video, write_mp4
+from stan_mmaction.datasets import SYNTHETIC_CLASSES
 
 RETRIEVAL_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                          'stan_tiny_synthetic_retrieval.py')
@@ -19,23 +20,11 @@ RECOGNITION_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                            'stan_tiny_synthetic.py')
 
 
-def save_random_checkpoint(config, path):
-    from stan_mmaction.apis import init_model
-    torch.manual_seed(0)
-    model = init_model(config)
-    torch.save({'state_dict': model.state_dict()}, path)
-    return model
-
-
-def write_videos(folder, labels, frames=16, size=32, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, label in enumerate(labels):
-        path = str(folder / f'{SYNTHETIC_CLASSES[label]}_{i}.mp4')
-        write_mp4(path, render_video(label, rng, frames, size))
-        paths.append(path)
-    return paths
+def run_inproc(args):
+    """``run_tool`` for search.py and extract_features.py, in this process
+    (their command line and the subprocess path are covered by the first
+    test below and by test_extract_features_writes_embeddings)."""
+    return call_main(f'tools/{args[0]}', args[1:])
 
 
 @pytest.fixture(scope='module')
@@ -59,7 +48,7 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     assert 'No index at' in res.stderr and 'tools/search.py index' in \
         res.stderr
 
-    res = run_tool(['search.py', 'index', str(root / 'videos'), *common])
+    res = run_inproc(['search.py', 'index', str(root / 'videos'), *common])
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'Indexing 4 new or changed video(s)' in res.stdout
     assert 'Index ' + index + ': 3 video(s)' in res.stdout
@@ -75,7 +64,7 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
 
     # Incremental: one new file is embedded, the others are kept.
     new = write_videos(root / 'videos', [6], seed=3)[0]
-    res = run_tool(['search.py', 'index', str(root / 'videos'), *common])
+    res = run_inproc(['search.py', 'index', str(root / 'videos'), *common])
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'Indexing 2 new or changed video(s) (3 already indexed)' in \
         res.stdout  # the new one, and the broken one again
@@ -85,11 +74,11 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     # Another config on the same index: a clear message.
     other = osp.join(REPO_ROOT, 'configs', 'demo',
                      'clip_meanp_tiny_synthetic_retrieval.py')
-    res = run_tool(['search.py', 'index', str(root / 'videos'), '--config',
-                    other, '--index', index])
+    res = run_inproc(['search.py', 'index', str(root / 'videos'),
+                      '--config', other, '--index', index])
     assert res.returncode != 0 and 'was built with config' in res.stderr
-    res = run_tool(['search.py', 'query', 'x', '--index', index, '--config',
-                    other])
+    res = run_inproc(['search.py', 'query', 'x', '--index', index,
+                      '--config', other])
     assert res.returncode != 0 and 'was built with config' in res.stderr
 
 
@@ -108,7 +97,7 @@ def test_search_never_mixes_models(retrieval_setup, tmp_path):
     index = str(tmp_path / 'v.idx')
     folder = str(root / 'videos')
     common = ['--config', str(leaf), '--checkpoint', ckpt, '--index', index]
-    res = run_tool(['search.py', 'index', folder, *common])
+    res = run_inproc(['search.py', 'index', folder, *common])
     assert res.returncode == 0, res.stderr[-3000:]
 
     torch.manual_seed(7)  # same path, other weights
@@ -116,19 +105,19 @@ def test_search_never_mixes_models(retrieval_setup, tmp_path):
     torch.save({'state_dict': init_model(RETRIEVAL_CFG).state_dict()}, ckpt)
     for args in (['index', folder, *common],
                  ['query', 'x', '--index', index]):
-        res = run_tool(['search.py', *args])
+        res = run_inproc(['search.py', *args])
         assert res.returncode != 0
         assert 'the checkpoint differs' in res.stderr, res.stderr[-2000:]
-    res = run_tool(['search.py', 'index', folder, *common, '--rebuild'])
+    res = run_inproc(['search.py', 'index', folder, *common, '--rebuild'])
     assert res.returncode == 0 and '(0 already indexed)' in res.stdout
 
     base.write_text(base.read_text().replace('0.05', '0.06'))
     for args in (['index', folder, *common],
                  ['query', 'x', '--index', index]):
-        res = run_tool(['search.py', *args])
+        res = run_inproc(['search.py', *args])
         assert res.returncode != 0
         assert 'the resolved config differs' in res.stderr
-    res = run_tool(['search.py', 'query', 'x', '--index', index])
+    res = run_inproc(['search.py', 'query', 'x', '--index', index])
     assert res.returncode != 0  # still refused: nothing was mixed in
 
 
@@ -144,8 +133,8 @@ def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
                                           dim=0)  # orthogonal to text
     cosines = [0.2, 0.9, -0.5]
     index = str(tmp_path / 'constructed.idx')
-    run_tool(['search.py', 'index', str(root / 'videos'), '--config',
-              RETRIEVAL_CFG, '--checkpoint', ckpt, '--index', index])
+    run_inproc(['search.py', 'index', str(root / 'videos'), '--config',
+                RETRIEVAL_CFG, '--checkpoint', ckpt, '--index', index])
     from stan_mmaction.apis.search_index import VideoIndex
     data = VideoIndex.load(index)
     for path, c in zip(videos, cosines):
@@ -155,9 +144,9 @@ def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
         del data.entries[path]
     data.save(index)
     sheet = str(tmp_path / 'hits.jpg')
-    res = run_tool(['search.py', 'query', query, '--index', index,
-                    '--top-k', '3', '--contact-sheet', sheet,
-                    '--frames-per-hit', '4'])
+    res = run_inproc(['search.py', 'query', query, '--index', index,
+                      '--top-k', '3', '--contact-sheet', sheet,
+                      '--frames-per-hit', '4'])
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [line.split('\t') for line in res.stdout.splitlines()
              if line.count('\t') == 2]
@@ -232,10 +221,8 @@ def test_demo_rejects_unreadable_video(recognition_setup, tmp_path):
     root, ckpt, labels, short, long = recognition_setup
     bad = tmp_path / 'bad.mp4'
     bad.write_bytes(b'\x00' * 100)
-    res = subprocess.run(
-        [sys.executable, osp.join(REPO_ROOT, 'demo', 'demo.py'), str(bad),
-         RECOGNITION_CFG, ckpt, '--label-map', labels], cwd=REPO_ROOT,
-        env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    res = call_main('demo/demo.py', [str(bad), RECOGNITION_CFG, ckpt,
+                                     '--label-map', labels])
     assert res.returncode != 0 and f'Cannot read {bad}' in res.stderr
 
 
@@ -289,10 +276,8 @@ def test_demo_with_an_mmaction2_config(recognition_setup, tmp_path):
                ckpt)
     labels = tmp_path / 'k400.txt'
     labels.write_text(''.join(f'action {i}\n' for i in range(400)))
-    res = subprocess.run(
-        [sys.executable, osp.join(REPO_ROOT, 'demo', 'demo.py'), short, cfg,
-         ckpt, '--label-map', str(labels)], cwd=REPO_ROOT,
-        env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    res = call_main('demo/demo.py', [short, cfg, ckpt, '--label-map',
+                                     str(labels)])
     assert res.returncode == 0, res.stderr[-3000:]
     ranked = [line for line in res.stdout.splitlines()
               if line[:2] in ('1.', '2.', '3.', '4.', '5.')]

@@ -1,26 +1,17 @@
 """tools/train.py and tools/test.py on the pinned stack."""
 import glob
-import importlib.util
 import os.path as osp
-import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT, run_python, run_tool
+from conftest import REPO_ROOT, load_script, run_python, run_tool
 from mmengine.config import Config
 
 DEMO_CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 
 
 def load_tool(name):
-    tools = osp.join(REPO_ROOT, 'tools')
-    if tools not in sys.path:
-        sys.path.insert(0, tools)
-    path = osp.join(REPO_ROOT, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 def test_plugin_and_mmaction_models_import_in_fresh_interpreter():

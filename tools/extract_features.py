@@ -25,14 +25,15 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
+import time
 
 import _bootstrap  # noqa: F401
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.utils import ProgressBar  # noqa: E402
 
+from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
+from stan_mmaction.apis.cli import default_device
 from stan_mmaction.utils.atomic import atomic_path  # noqa: E402
 from stan_mmaction.utils.atomic import atomic_write_text
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
@@ -56,6 +57,10 @@ def parse_args(argv=None):
                    help='recompute every embedding, even with another '
                    'model or options in --out-dir')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_speed_args(p, dtype_help='precision the model is cast to; auto: '
+                   'bf16 on GPUs and CPUs with native bf16, fp32 elsewhere '
+                   '(default: the dtype of the embeddings already in '
+                   '--out-dir, else auto)')
     return p.parse_args(argv)
 
 
@@ -115,6 +120,7 @@ def check_manifest(out_dir: str, manifest: dict, overwrite: bool) -> bool:
         return not overwrite
     with open(path, encoding='utf-8') as f:
         old = json.load(f)
+    old.setdefault('dtype', 'fp32')  # manifests before dtypes were recorded
     differ = sorted(k for k in manifest if old.get(k) != manifest[k])
     if differ and not overwrite:
         raise SystemExit(
@@ -133,18 +139,39 @@ def save_embedding(emb: torch.Tensor, out: str, fmt: str) -> None:
                 torch.save(emb, f)
 
 
+def folder_dtype(out_dir: str):
+    """The dtype recorded in ``out_dir``'s manifest (None: no manifest;
+    fp32 for manifests written before dtypes were recorded)."""
+    path = osp.join(out_dir, 'manifest.json')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f).get('dtype', 'fp32')
+
+
 def main(argv=None):
+    started = time.perf_counter()
     args = parse_args(argv)
-    from stan_mmaction.apis import VideoReadError, embed_video, init_model
+    from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
+                                    resolve_dtype, warm_up_video)
+    from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import config_sha256, file_sha256
     from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+    device = default_device(args.device)
+    requested = args.dtype or (None if args.overwrite else
+                               folder_dtype(args.out_dir)) or 'auto'
+    try:
+        dtype = resolve_dtype(requested, device)
+    except ValueError as err:
+        raise SystemExit(f'--dtype {requested}: {err}')
     videos = video_list(args.videos, args.data_prefix)
     outputs = output_paths(videos, args.out_dir, args.format, args.keep_ext)
     manifest = dict(
         config=osp.abspath(args.config),
         config_sha256=config_sha256(args.config, args.cfg_options),
         checkpoint_sha256=file_sha256(args.checkpoint),
-        format=args.format, window=args.window, keep_ext=args.keep_ext)
+        format=args.format, window=args.window, keep_ext=args.keep_ext,
+        dtype=dtype)
     keep = check_manifest(args.out_dir, manifest, args.overwrite)
     todo = [(v, out) for v, out in zip(videos, outputs)
             if not (keep and osp.isfile(out) and osp.isfile(v[0])
@@ -157,31 +184,38 @@ def main(argv=None):
         print(f'{len(videos) - len(todo)} of {len(videos)} embedding(s) '
               f'already in {args.out_dir}; computing the other '
               f'{len(todo)}', flush=True)
-    model = None
+    progress = None
     if todo:
         try:
-            model = init_model(args.config, args.checkpoint,
-                               cfg_options=args.cfg_options)
+            model = init_model(args.config, args.checkpoint, device,
+                               cfg_options=args.cfg_options, dtype=dtype,
+                               compile=args.compile)
         except UnsafeCheckpointError as err:
             raise SystemExit(f'Error: {err}')
-    bar = ProgressBar(len(todo), file=sys.stderr)
-    for (path, rel, _), out in todo:
-        try:
-            emb = embed_video(model, path, args.window)
-        except VideoReadError as err:
-            failed.append(str(err))
-            bar.update()
-            continue
-        save_embedding(emb, out, args.format)
-        written.append(out)
-        bar.update()
-    sys.stderr.write('\n')
+        warm = warm_up_video(model, embedding_batch_forward(model),
+                             args.batch_size) if args.compile else 0.0
+        progress = VideoProgress(len(todo), time.perf_counter() - started
+                                 - warm, warm)
+        out_of = {v[0]: out for v, out in todo}
+        for result in embed_videos(model, [v[0] for v, _ in todo],
+                                   args.window, args.batch_size,
+                                   args.workers):
+            if result.error:
+                failed.append(result.error)
+            else:
+                save_embedding(result.embedding, out_of[result.path],
+                               args.format)
+                written.append(out_of[result.path])
+            progress.update()
+        progress.finish()
     atomic_write_text(osp.join(args.out_dir, 'failed.txt'),
                       ''.join(line + '\n' for line in failed))
     print(f'{len(written)} embedding(s) written to {args.out_dir}; '
           f'{len(failed)} unreadable (failed.txt)')
     for line in failed:
         print(f'  {line}')
+    if progress is not None:
+        print(progress.line(dtype, args.compile))
     return written, failed
 
 

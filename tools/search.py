@@ -17,19 +17,27 @@ then query with text:
         --top-k 5 \\
         --contact-sheet hits.jpg
 
+Speed: ``--dtype auto|fp32|bf16|fp16`` casts the model (auto: bf16 on GPUs
+and on CPUs with native bf16, fp32 elsewhere; the index records the dtype
+and refuses to mix another into it), ``--compile`` compiles the video tower
+(after a reported warm-up), videos are decoded in ``--workers`` processes
+while the model runs, and ``--batch-size`` clips go through it at once. The
+last line gives videos/s.
+
 Plain CLIP weights (no training) work too: index with a retrieval config
 and no ``--checkpoint`` (weights from the config's ``pretrained``, e.g.
 ``configs/clip_meanp_vitb32_msrvtt.py`` with OpenAI CLIP).
 """
 import argparse
 import os.path as osp
-import sys
+import time
 
 import _bootstrap  # noqa: F401
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.utils import ProgressBar  # noqa: E402
 
+from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
+from stan_mmaction.apis.cli import default_device
 from stan_mmaction.utils.checks import non_empty_text  # noqa: E402
 from stan_mmaction.utils.checks import positive_int
 
@@ -52,6 +60,10 @@ def parse_args(argv=None):
                     help='save the index after every N videos, so a run '
                     'that stops resumes where it was (default: 20)')
     ix.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_speed_args(ix, dtype_help='precision the model is cast to; auto: '
+                   'bf16 on GPUs and CPUs with native bf16, fp32 elsewhere '
+                   '(default: the index\'s dtype when adding to one, else '
+                   'auto)')
     q = sub.add_parser('query', help='rank indexed videos for a text')
     q.add_argument('text', type=non_empty_text)
     q.add_argument('--index', required=True)
@@ -61,19 +73,34 @@ def parse_args(argv=None):
     q.add_argument('--contact-sheet', default=None,
                    help='image with a few frames of each hit')
     q.add_argument('--frames-per-hit', type=positive_int, default=4)
+    add_speed_args(q, dtype_help='precision of the text tower; must be the '
+                   'index\'s (default: the index\'s)', batching=False,
+                   compile=False)
     return p.parse_args(argv)
 
 
+def _resolve(dtype, device):
+    from stan_mmaction.apis import resolve_dtype
+    try:
+        return resolve_dtype(dtype, device)
+    except ValueError as err:
+        raise SystemExit(f'--dtype {dtype}: {err}')
+
+
 def cmd_index(args):
-    from stan_mmaction.apis import (VideoReadError, embed_video, init_model,
-                                    list_videos)
+    from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
+                                    list_videos, warm_up_video)
+    from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import (SearchIndexError, VideoIndex,
                                                  file_key)
+    started = time.perf_counter()
     if not osp.isdir(args.folder):
         raise SystemExit(f'{args.folder} is not a folder')
+    device = default_device(args.device)
     config = osp.abspath(args.config)
     checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else None
     index = VideoIndex.for_model(config, checkpoint, args.cfg_options)
+    old = None
     if osp.isfile(args.index) and not args.rebuild:
         try:
             old = VideoIndex.load(args.index)
@@ -87,33 +114,50 @@ def cmd_index(args):
                 f'{"; ".join(why)}. Its embeddings cannot be mixed with new '
                 'ones: pass --rebuild to re-embed everything, or choose '
                 'another --index')
+    if old is not None and args.dtype is None:
+        index.dtype = old.dtype
+    else:
+        index.dtype = _resolve(args.dtype or 'auto', device)
+    if old is not None:
+        why = old.dtype_mismatch(index.dtype, 'this index run',
+                                 rebuild=True)
+        if why:
+            raise SystemExit(f'{args.index}: {why}')
         index.entries = {p: e for p, e in old.entries.items()
                          if osp.isfile(p)}
         index.removed = set(old.entries) - set(index.entries)
     videos = [osp.abspath(p) for p in list_videos(args.folder)]
     todo = [p for p in videos if p not in index.entries or
             index.entries[p]['key'] != file_key(p)]
-    model = init_model(config, checkpoint, cfg_options=args.cfg_options) \
-        if todo else None
     failed = []
     if todo:
+        model = init_model(config, checkpoint, device,
+                           cfg_options=args.cfg_options, dtype=index.dtype,
+                           compile=args.compile)
+        warm = warm_up_video(model, embedding_batch_forward(model),
+                             args.batch_size) if args.compile else 0.0
         print(f'Indexing {len(todo)} new or changed video(s) '
-              f'({len(index.entries)} already indexed)', flush=True)
-        bar = ProgressBar(len(todo), file=sys.stderr)
-        for done, path in enumerate(todo, start=1):
-            try:
-                emb = embed_video(model, path, args.window)
-                index.entries[path] = dict(key=file_key(path), embedding=emb)
-                index.removed.discard(path)
-            except VideoReadError as err:
-                index.entries.pop(path, None)
-                index.removed.add(path)
-                failed.append(str(err))
-            bar.update()
-            if done % args.save_every == 0 and done < len(todo):
+              f'({len(index.entries)} already indexed) in {index.dtype}'
+              f'{", compiled," if args.compile else ""} on {device}',
+              flush=True)
+        progress = VideoProgress(len(todo), time.perf_counter() - started
+                                 - warm, warm)
+        for out in embed_videos(model, todo, args.window, args.batch_size,
+                                args.workers):
+            if out.error:
+                index.entries.pop(out.path, None)
+                index.removed.add(out.path)
+                failed.append(out.error)
+            else:
+                index.entries[out.path] = dict(key=file_key(out.path),
+                                               embedding=out.embedding)
+                index.removed.discard(out.path)
+            progress.update()
+            if progress.videos % args.save_every == 0 and \
+                    progress.videos < len(todo):
                 index.failed = failed
                 index.save_merged(args.index)  # progress survives a kill
-        sys.stderr.write('\n')
+        progress.finish()
     index.failed = failed
     index.save_merged(args.index)
     print(f'Index {args.index}: {len(index.entries)} video(s)')
@@ -121,6 +165,8 @@ def cmd_index(args):
         print(f'{len(failed)} unreadable file(s) skipped:')
         for line in failed:
             print(f'  {line}')
+    if todo:
+        print(progress.line(index.dtype, args.compile))
     return index.entries, failed
 
 
@@ -192,8 +238,15 @@ def cmd_query(args):
         raise SystemExit(f'the model of {args.index} changed since it was '
                          f'built: {"; ".join(why)}. Re-index (index ... '
                          '--rebuild) before querying')
-    model = init_model(index.config, index.checkpoint,
-                       cfg_options=index.cfg_options)
+    device = default_device(args.device)
+    if args.dtype is not None:
+        why = index.dtype_mismatch(_resolve(args.dtype, device),
+                                   'this query')
+        if why:
+            raise SystemExit(f'{args.index}: {why}')
+    model = init_model(index.config, index.checkpoint, device,
+                       cfg_options=index.cfg_options,
+                       dtype=_resolve(index.dtype, device))
     paths = sorted(index.entries)
     videos = torch.stack([index.entries[p]['embedding'] for p in paths])
     text = embed_texts(model, [args.text])[0]

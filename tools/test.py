@@ -29,6 +29,15 @@ def parse_args():
         '(t2v_qb_*), the query bank being the training captions embedded by '
         'the model under test')
     parser.add_argument(
+        '--dtype', choices=['auto', 'fp32', 'bf16', 'fp16'], default=None,
+        help='cast the model to this precision for testing (auto: bf16 on '
+        'GPUs and on CPUs with native bf16, fp32 elsewhere); metrics are '
+        'computed in fp32 (default: the model as built, fp32)')
+    parser.add_argument(
+        '--compile', action='store_true',
+        help='torch.compile the backbone for testing (the first batch, '
+        'compilation included, is logged apart)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, "xxx=yyy" in dot notation')
     parser.add_argument('--launcher',
@@ -84,6 +93,10 @@ def merge_args(cfg, args):
         cfg.merge_from_dict(args.cfg_options)
     if args.qb_norm:  # after the options: the training annotations used
         add_query_bank(cfg)
+    if args.dtype is not None or args.compile:
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(
+            type='InferencePrecisionHook', dtype=args.dtype or 'fp32',
+            compile=args.compile)]
     return cfg
 
 

@@ -26,7 +26,9 @@ def init_model(config: Union[str, Config],
                checkpoint: Optional[str] = None,
                device: str = 'cpu',
                cfg_options: Optional[dict] = None,
-               random_weights: bool = False):
+               random_weights: bool = False,
+               dtype: str = 'fp32',
+               compile: bool = False):
     """Build the model of a config for inference (MMAction2's
     ``init_recognizer`` / MMDetection's ``init_detector`` shape).
 
@@ -45,10 +47,18 @@ def init_model(config: Union[str, Config],
             (``pretrained`` keys, ``Pretrained`` init_cfg) and build with
             random weights: nothing is downloaded (FLOP counting,
             benchmarks). Defaults to False.
+        dtype (str): ``auto``, ``fp32``, ``bf16`` or ``fp16``: the model is
+            cast to it (:mod:`.precision`; ``auto``: bf16 on GPUs and on
+            CPUs with native bf16, fp32 elsewhere). Defaults to ``'fp32'``.
+        compile (bool): ``torch.compile`` the video tower; run
+            :func:`warm_up_video` before timing anything. Defaults to False.
 
     Returns:
-        nn.Module: the model in eval mode, with the config as ``model.cfg``.
+        nn.Module: the model in eval mode, with the config as ``model.cfg``
+        and the dtype it runs in as ``model.stan_dtype``.
     """
+    from .precision import cast_model, compile_model, resolve_dtype
+    dtype = resolve_dtype(dtype, device)
     from ..utils import load_config, strip_pretrained
     cfg = load_config(config) if isinstance(config, str) else \
         copy.deepcopy(config)
@@ -64,7 +74,8 @@ def init_model(config: Union[str, Config],
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.cfg = cfg
-    return model.to(device).eval()
+    model = cast_model(model.to(device).eval(), dtype)
+    return compile_model(model) if compile else model
 
 
 def is_retrieval_model(model) -> bool:
@@ -198,32 +209,66 @@ def _normaliser(model):
     return pre.mean.flatten().float(), pre.std.flatten().float()
 
 
-def clip_tensor(model, clip: np.ndarray) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> normalised ``(1, 3, T, H, W)`` on the model's
-    device."""
+def clips_tensor(model, clips: np.ndarray) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 -> normalised ``(B, 3, T, H, W)`` on the
+    model's device, in the model's dtype."""
+    from .precision import model_dtype
     mean, std = _normaliser(model)
-    x = torch.from_numpy(np.ascontiguousarray(clip)).float()
+    x = torch.from_numpy(np.ascontiguousarray(clips)).float()
     x = (x - mean) / std
     device = next(model.parameters()).device
-    return x.permute(3, 0, 1, 2)[None].to(device)
+    return x.permute(0, 4, 1, 2, 3).to(device, model_dtype(model))
+
+
+def clip_tensor(model, clip: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> normalised ``(1, 3, T, H, W)`` on the model's
+    device, in the model's dtype."""
+    return clips_tensor(model, clip[None])
+
+
+def embedding_batch_forward(model) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``(B, 3, T, H, W)`` -> L2-normalised fp32 embeddings ``(B, E)``."""
+    forward = video_embedding_forward(model)
+    return lambda x: F.normalize(forward(x).float().flatten(1), dim=-1)
+
+
+def recognition_batch_forward(model
+                              ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``(B, 3, T, H, W)`` -> fp32 class probabilities ``(B, C)`` of a
+    recognizer, one view per clip."""
+    from mmaction.structures import ActionDataSample
+    fmt = getattr(model.data_preprocessor, 'format_shape', 'NCTHW')
+
+    def forward(x):
+        # (B videos, 1 view, ...): MMAction2's recognizers average views;
+        # 2D recognizers take (B, T, 3, H, W), the frames as views.
+        x = x.transpose(1, 2) if fmt == 'NCHW' else x[:, None]
+        samples = model.predict(x, [ActionDataSample()
+                                    for _ in range(x.shape[0])])
+        return torch.stack([s.pred_score.float() for s in samples])
+    return forward
 
 
 @torch.no_grad()
 def embed_clip(model, clip: np.ndarray) -> torch.Tensor:
     """L2-normalised video embedding ``(E,)`` of one clip (a retrieval
     model's video tower, or a recognizer's backbone)."""
-    emb = video_embedding_forward(model)(clip_tensor(model, clip))
-    return F.normalize(emb.float().flatten(1), dim=-1)[0].cpu()
+    return embedding_batch_forward(model)(clip_tensor(model, clip))[0].cpu()
 
 
 @torch.no_grad()
-def embed_video(model, path: str, window: Optional[int] = None
-                ) -> torch.Tensor:
-    """Mean of the clip embeddings of a video, normalised (E,)."""
-    shape = clip_shape(model.cfg)
-    embs = [embed_clip(model, clip) for clip, _, _ in iter_clips(
-        path, shape.frames, shape.short_side, shape.crop, window)]
-    return F.normalize(torch.stack(embs).mean(0), dim=-1)
+def embed_video(model, path: str, window: Optional[int] = None,
+                batch_size: int = 8) -> torch.Tensor:
+    """Mean of the clip embeddings of a video, normalised (E,).
+
+    Raises:
+        VideoReadError: the file cannot be decoded.
+    """
+    from .video_stream import embed_videos
+    out = next(embed_videos(model, [path], window, batch_size, workers=0))
+    if out.error:
+        raise VideoReadError(out.error)
+    return out.embedding
 
 
 @torch.no_grad()
@@ -242,14 +287,7 @@ def embed_texts(model, texts: Sequence[str]) -> torch.Tensor:
 @torch.no_grad()
 def recognize_clip(model, clip: np.ndarray) -> torch.Tensor:
     """Class probabilities ``(num_classes,)`` of one clip (a recognizer)."""
-    from mmaction.structures import ActionDataSample
-    x = clip_tensor(model, clip)
-    fmt = getattr(model.data_preprocessor, 'format_shape', 'NCTHW')
-    if fmt == 'NCHW':  # 2D recognizers: frames as the batch
-        x = x[0].permute(1, 0, 2, 3)
-    # (1 video, 1 view, ...): MMAction2's recognizers average the views.
-    sample = model.predict(x[None], [ActionDataSample()])[0]
-    return sample.pred_score.float().cpu()
+    return recognition_batch_forward(model)(clip_tensor(model, clip))[0].cpu()
 
 
 def list_videos(folder: str) -> List[str]:

@@ -4,10 +4,13 @@ format that cannot run code, tied to the exact model that made them.
 File format (version 2): one ``.safetensors`` file holding the tensor
 ``embeddings`` ``(N, E)`` and, in its metadata, a JSON document with the
 video paths, their file keys (size, mtime), the config path and options, the
-checkpoint path, and the two fingerprints of the model: the SHA-256 of the
-fully resolved config (every ``_base_`` merged, options applied) and the
-SHA-256 of the checkpoint's content. Reading it parses JSON and raw tensors
-only; earlier versions were pickles and are refused, not unpickled.
+checkpoint path, the two fingerprints of the model (the SHA-256 of the
+fully resolved config, every ``_base_`` merged and options applied, and the
+SHA-256 of the checkpoint's content) and the dtype the embeddings were
+computed in (``fp32``, ``bf16``, ``fp16``; indexes written before it was
+recorded were fp32). Embeddings are stored in fp32 whatever they were
+computed in; an index never mixes dtypes. Reading it parses JSON and raw
+tensors only; earlier versions were pickles and are refused, not unpickled.
 """
 import hashlib
 import json
@@ -63,6 +66,7 @@ class VideoIndex:
     cfg_options: Optional[dict]
     config_sha256: str
     checkpoint_sha256: str
+    dtype: str = 'fp32'
     entries: Dict[str, dict] = field(default_factory=dict)  # path -> key, emb
     failed: List[str] = field(default_factory=list)
     # Paths this run took out (deleted or now unreadable files): a merge
@@ -71,11 +75,12 @@ class VideoIndex:
 
     @classmethod
     def for_model(cls, config: str, checkpoint: Optional[str],
-                  cfg_options: Optional[dict]) -> 'VideoIndex':
+                  cfg_options: Optional[dict],
+                  dtype: str = 'fp32') -> 'VideoIndex':
         return cls(config=config, checkpoint=checkpoint,
                    cfg_options=cfg_options,
                    config_sha256=config_sha256(config, cfg_options),
-                   checkpoint_sha256=file_sha256(checkpoint))
+                   checkpoint_sha256=file_sha256(checkpoint), dtype=dtype)
 
     def same_model(self, other: 'VideoIndex') -> List[str]:
         """What differs between the models of two indexes (empty: none)."""
@@ -90,6 +95,21 @@ class VideoIndex:
                        'content changed)')
         return why
 
+    def dtype_mismatch(self, dtype: str, run: str,
+                       rebuild: bool = False) -> Optional[str]:
+        """The message refusing to mix embeddings computed in ``dtype``
+        into this index (None if that is the index's dtype); ``run`` names
+        what would compute them ('this query'); ``rebuild``: also suggest
+        ``--rebuild``."""
+        if dtype == self.dtype:
+            return None
+        return (f'the index holds embeddings computed in {self.dtype}; '
+                f'{run} would compute them in {dtype}, and an index never '
+                f'mixes dtypes: pass --dtype {self.dtype} (or no --dtype, '
+                'which uses the index\'s)' +
+                (f', or --rebuild to re-embed everything in {dtype}'
+                 if rebuild else ''))
+
     def save(self, path: str) -> None:
         """Write atomically (``utils.atomic.atomic_path``)."""
         from safetensors.torch import save_file
@@ -100,7 +120,8 @@ class VideoIndex:
         meta = dict(version=INDEX_VERSION, config=self.config,
                     checkpoint=self.checkpoint, cfg_options=self.cfg_options,
                     config_sha256=self.config_sha256,
-                    checkpoint_sha256=self.checkpoint_sha256, paths=paths,
+                    checkpoint_sha256=self.checkpoint_sha256,
+                    dtype=self.dtype, paths=paths,
                     keys=[self.entries[p]['key'] for p in paths],
                     failed=self.failed)
         with atomic_path(path) as tmp:
@@ -111,8 +132,8 @@ class VideoIndex:
         """Save, merged with what another run of the same model saved to
         ``path`` since (under a file lock, so concurrent runs on one index
         lose nothing): entries of both, this run's winning for a path it
-        (re-)embedded or removed. An index of another model on disk is
-        replaced (this run was started with ``--rebuild``)."""
+        (re-)embedded or removed. An index of another model or dtype on disk
+        is replaced (this run was started with ``--rebuild``)."""
         from ..utils.atomic import file_lock
         with file_lock(path):
             if os.path.isfile(path):
@@ -120,7 +141,8 @@ class VideoIndex:
                     disk = VideoIndex.load(path)
                 except SearchIndexError:
                     disk = None
-                if disk is not None and not disk.same_model(self):
+                if disk is not None and not disk.same_model(self) and \
+                        disk.dtype == self.dtype:
                     merged = {p: e for p, e in disk.entries.items()
                               if p not in self.removed}
                     merged.update(self.entries)
@@ -160,4 +182,5 @@ class VideoIndex:
                    cfg_options=meta['cfg_options'],
                    config_sha256=meta['config_sha256'],
                    checkpoint_sha256=meta['checkpoint_sha256'],
-                   entries=entries, failed=list(meta['failed']))
+                   dtype=meta.get('dtype', 'fp32'), entries=entries,
+                   failed=list(meta['failed']))

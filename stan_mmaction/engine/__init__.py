@@ -1,4 +1,7 @@
-from .hooks import QueryBankHook, RNGStateHook
+from .hooks import InferencePrecisionHook, QueryBankHook, RNGStateHook
 from .optim import StanOptimWrapperConstructor
 
-__all__ = ['QueryBankHook', 'RNGStateHook', 'StanOptimWrapperConstructor']
+__all__ = [
+    'InferencePrecisionHook', 'QueryBankHook', 'RNGStateHook',
+    'StanOptimWrapperConstructor'
+]

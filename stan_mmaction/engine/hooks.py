@@ -114,3 +114,58 @@ class QueryBankHook(Hook):
 
     def before_val_epoch(self, runner) -> None:
         self._fill(runner, runner.val_evaluator)
+
+
+@HOOKS.register_module()
+class InferencePrecisionHook(Hook):
+    """Test (and validate) in another precision, or compiled: before the
+    test loop (after the checkpoint is loaded) the model is cast to
+    ``dtype`` (``auto``, ``fp32``, ``bf16``, ``fp16``; see
+    :mod:`stan_mmaction.apis.precision`: cast, not autocast; inputs cast on
+    the way in, outputs back to fp32 for the metrics) and, with
+    ``compile=True``, its backbone is compiled. The first batch's time
+    (compilation included) is logged apart. ``tools/test.py --dtype
+    --compile`` adds this hook.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, dtype: str = 'auto', compile: bool = False):
+        from ..apis.precision import DTYPE_CHOICES
+        if dtype not in DTYPE_CHOICES:
+            raise ValueError(f'InferencePrecisionHook: dtype {dtype!r}, use '
+                             f'one of {", ".join(DTYPE_CHOICES)}')
+        self.dtype, self.compile = dtype, bool(compile)
+        self._first = None
+
+    def _prepare(self, runner) -> None:
+        from mmengine.model import is_model_wrapper
+
+        from ..apis.precision import cast_model, compile_model, resolve_dtype
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        device = next(model.parameters()).device
+        dtype = resolve_dtype(self.dtype, device)
+        cast_model(model, dtype)
+        if self.compile and not getattr(model, 'stan_compiled', False):
+            compile_model(model)
+        compiled = ' with the backbone compiled' if self.compile else ''
+        runner.logger.info(f'Testing in {dtype}{compiled} (requested: '
+                           f'{self.dtype})')
+        self._first = True
+
+    def before_test(self, runner) -> None:
+        self._prepare(runner)
+
+    def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if self._first:
+            import time
+            self._start = time.perf_counter()
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None) -> None:
+        if self._first:
+            import time
+            self._first = False
+            runner.logger.info(
+                f'first test batch: {time.perf_counter() - self._start:.2f} '
+                's' + (' (compilation included)' if self.compile else ''))

@@ -56,3 +56,17 @@ def non_empty_text(text: str) -> str:
         raise argparse.ArgumentTypeError('expected some text, got an empty '
                                          'string')
     return text
+
+
+def non_negative_int(text: str) -> int:
+    """argparse ``type`` for an int >= 0 (e.g. a number of workers)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected an integer >= 0, got {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f'expected an integer >= 0, got {value}')
+    return value

@@ -1,0 +1,37 @@
+"""Command-line options shared by the inference tools (demo, search,
+extract_features): precision, compilation, batching, decoding workers."""
+from ..utils.checks import non_negative_int, positive_int
+from .precision import DTYPE_CHOICES
+
+
+def add_speed_args(parser, dtype_help: str = None, batching: bool = True,
+                   compile: bool = True):
+    """``--dtype``, ``--device`` (and ``--compile``, ``--batch-size``,
+    ``--workers``). ``--dtype`` defaults to None: the tool decides (the
+    dtype of the index or folder it adds to, else ``auto``)."""
+    parser.add_argument(
+        '--dtype', choices=DTYPE_CHOICES, default=None,
+        help=dtype_help or 'precision the model is cast to; auto: bf16 on '
+        'GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), fp32 '
+        'elsewhere (default: auto)')
+    if compile:
+        parser.add_argument(
+            '--compile', action='store_true',
+            help='torch.compile the video tower (a warm-up compiles it '
+            'first, reported apart from the videos\' time)')
+    parser.add_argument('--device', default=None,
+                        help='cpu or cuda[:N] (default: cuda if available)')
+    if batching:
+        parser.add_argument('--batch-size', type=positive_int, default=8,
+                            help='clips per forward pass, across videos '
+                            '(default: 8)')
+        parser.add_argument('--workers', type=non_negative_int, default=1,
+                            help='decoding processes, overlapped with the '
+                            'model (0: decode in the main process; '
+                            'default: 1)')
+    return parser
+
+
+def default_device(device=None) -> str:
+    import torch
+    return device or ('cuda' if torch.cuda.is_available() else 'cpu')
