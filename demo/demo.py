@@ -24,7 +24,6 @@ Example:
 import argparse
 import os
 import os.path as osp
-import time
 
 from mmengine.config import DictAction
 
@@ -39,6 +38,7 @@ from stan_mmaction.models import read_class_names
 from stan_mmaction.utils.atomic import atomic_path
 from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
 from stan_mmaction.utils.checks import positive_int
+from stan_mmaction.utils.profiling import process_seconds
 
 
 def parse_args(argv=None):
@@ -108,7 +108,6 @@ def _write_annotated(path, video, windows, labels, max_side):
 
 
 def main(argv=None):
-    started = time.perf_counter()
     args = parse_args(argv)
     if args.out_file and not args.out_file.lower().endswith(OUT_EXTS):
         raise SystemExit(f'--out-file {args.out_file}: use a .mp4 or .gif '
@@ -136,7 +135,7 @@ def main(argv=None):
     forward = recognition_batch_forward(model)
     warm = warm_up_video(model, forward, args.batch_size) \
         if args.compile else 0.0
-    progress = VideoProgress(1, time.perf_counter() - started - warm, warm)
+    progress = VideoProgress(1, process_seconds() - warm, warm)
     result = next(iter_video_outputs(model, [args.video], forward, window,
                                      args.batch_size, args.workers))
     if result.error:

@@ -290,3 +290,36 @@ def test_test_tool_dtype(tmp_path, demo_workspace):
     assert preds['bf16'].dtype == torch.float32
     torch.testing.assert_close(preds['bf16'], preds['fp32'], atol=2e-2,
                                rtol=0)
+
+
+def test_tool_benchmark_rows(setup, tmp_path, monkeypatch):
+    """benchmark_tools.py: one real extraction run (a fresh process) read
+    back from the tool's Throughput line; on a CPU without native bf16 the
+    bf16 row says so instead of a number."""
+    from stan_mmaction.apis import VideoProgress
+    bench = load_script('tools/analysis_tools/benchmark_tools.py')
+    progress = VideoProgress(3, startup=9.5, warmup=1.25)
+    progress.update(3)
+    parsed = bench.parse_throughput('x\n' + progress.line('bf16', True))
+    assert parsed['videos'] == 3 and parsed['dtype'] == 'bf16'
+    assert parsed['compiled'] and parsed['startup_s'] == 9.5
+    assert parsed['warmup_s'] == 1.25 and parsed['videos_per_s'] > 0
+    with pytest.raises(ValueError, match='no "Throughput:" line'):
+        bench.parse_throughput('Index x: 3 video(s)')
+
+    monkeypatch.setattr(precision, '_CPU_NATIVE_BF16', False)
+    root, ckpt, videos, _ = setup
+    results = bench.main([
+        '--videos', *videos[:2], '--copies', '2', '--config', RETRIEVAL_CFG,
+        '--tools', 'extract', '--dtypes', 'fp32', 'bf16', '--no-baseline',
+        '--batch-size', '4', '--out-dir', str(tmp_path)])
+    fp32, bf16 = results['rows']
+    assert fp32['videos'] == 4 and fp32['videos_per_s'] > 0
+    assert fp32['wall_s'] > fp32['seconds'] and fp32['startup_s'] > 0
+    assert bf16 == dict(tool='extract', dtype='bf16', compiled=False,
+                        batch=4, workers=1, not_native=True)
+    table = (tmp_path / 'results.md').read_text()
+    assert table.startswith('Machine: ')
+    assert '| extract | bf16 | no | 4 | 1 | not native here |' in table
+    assert len(list((tmp_path / 'outputs').glob('extract_fp32_*/*.npy'))) \
+        == 4

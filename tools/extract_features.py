@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import time
 
 import _bootstrap  # noqa: F401
 import numpy as np  # noqa: E402
@@ -150,13 +149,13 @@ def folder_dtype(out_dir: str):
 
 
 def main(argv=None):
-    started = time.perf_counter()
     args = parse_args(argv)
     from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
                                     resolve_dtype, warm_up_video)
     from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import config_sha256, file_sha256
     from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+    from stan_mmaction.utils.profiling import process_seconds
     device = default_device(args.device)
     requested = args.dtype or (None if args.overwrite else
                                folder_dtype(args.out_dir)) or 'auto'
@@ -194,8 +193,7 @@ def main(argv=None):
             raise SystemExit(f'Error: {err}')
         warm = warm_up_video(model, embedding_batch_forward(model),
                              args.batch_size) if args.compile else 0.0
-        progress = VideoProgress(len(todo), time.perf_counter() - started
-                                 - warm, warm)
+        progress = VideoProgress(len(todo), process_seconds() - warm, warm)
         out_of = {v[0]: out for v, out in todo}
         for result in embed_videos(model, [v[0] for v, _ in todo],
                                    args.window, args.batch_size,

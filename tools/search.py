@@ -30,7 +30,6 @@ and no ``--checkpoint`` (weights from the config's ``pretrained``, e.g.
 """
 import argparse
 import os.path as osp
-import time
 
 import _bootstrap  # noqa: F401
 import torch  # noqa: E402
@@ -93,7 +92,7 @@ def cmd_index(args):
     from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import (SearchIndexError, VideoIndex,
                                                  file_key)
-    started = time.perf_counter()
+    from stan_mmaction.utils.profiling import process_seconds
     if not osp.isdir(args.folder):
         raise SystemExit(f'{args.folder} is not a folder')
     device = default_device(args.device)
@@ -140,8 +139,7 @@ def cmd_index(args):
               f'({len(index.entries)} already indexed) in {index.dtype}'
               f'{", compiled," if args.compile else ""} on {device}',
               flush=True)
-        progress = VideoProgress(len(todo), time.perf_counter() - started
-                                 - warm, warm)
+        progress = VideoProgress(len(todo), process_seconds() - warm, warm)
         for out in embed_videos(model, todo, args.window, args.batch_size,
                                 args.workers):
             if out.error:

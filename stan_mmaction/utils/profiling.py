@@ -146,3 +146,23 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info['gpu'] = torch.cuda.get_device_name()
     return info
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (Linux ``/proc``: interpreter
+    start and imports included), or since this module was imported where
+    ``/proc`` is missing."""
+    import os
+    try:
+        with open('/proc/self/stat') as f:
+            # Field 22 (starttime, clock ticks after boot), counted after
+            # the command name, which may hold spaces.
+            start = int(f.read().rsplit(')', 1)[1].split()[19])
+        with open('/proc/uptime') as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start / os.sysconf('SC_CLK_TCK'))
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+_IMPORTED = time.perf_counter()
