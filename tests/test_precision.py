@@ -323,3 +323,40 @@ def test_tool_benchmark_rows(setup, tmp_path, monkeypatch):
     assert '| extract | bf16 | no | 4 | 1 | not native here |' in table
     assert len(list((tmp_path / 'outputs').glob('extract_fp32_*/*.npy'))) \
         == 4
+
+
+def test_precision_hook_casts_and_compiles_after_loading():
+    """InferencePrecisionHook (tools/test.py --dtype --compile) on a
+    runner's model: cast in before_test (after the checkpoint is loaded),
+    backbone compiled, the first batch logged once."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from stan_mmaction.engine import InferencePrecisionHook
+
+    class Runner:
+        logger = MMLogger.get_instance('precision_hook_test')
+
+    with pytest.raises(ValueError, match="dtype 'half'"):
+        InferencePrecisionHook(dtype='half')
+    runner = Runner()
+    runner.model = init_model(RECOGNITION_CFG)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    runner.logger.addHandler(handler)
+    hook = InferencePrecisionHook(dtype='bf16', compile=True)
+    hook.before_test(runner)
+    assert runner.model.stan_dtype == 'bf16'
+    assert next(runner.model.backbone.parameters()).dtype == torch.bfloat16
+    assert runner.model.stan_compiled
+    assert runner.model.backbone._compiled_call_impl is not None
+    hook.before_test_iter(runner, 0)
+    hook.after_test_iter(runner, 0)
+    hook.after_test_iter(runner, 1)  # logged once
+    messages = [r.getMessage() for r in records]
+    assert 'Testing in bf16 with the backbone compiled (requested: bf16)' \
+        in messages
+    assert sum('first test batch' in m and 'compilation included' in m
+               for m in messages) == 1

@@ -217,7 +217,10 @@ def clips_tensor(model, clips: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(clips)).float()
     x = (x - mean) / std
     device = next(model.parameters()).device
-    return x.permute(0, 4, 1, 2, 3).to(device, model_dtype(model))
+    # Contiguous: a compiled model guards on strides, and a permuted view
+    # recompiled it (and ran slower) on the first real batch.
+    return x.permute(0, 4, 1, 2, 3).to(device, model_dtype(model)) \
+        .contiguous()
 
 
 def clip_tensor(model, clip: np.ndarray) -> torch.Tensor:

