@@ -46,7 +46,7 @@ LOWEST_TESTS := tests/test_backbone.py tests/test_clip_weights.py \
 	tests/test_retrieval.py tests/test_resume_and_distributed.py \
 	tests/test_train_test_tools.py tests/test_inference_tools.py \
 	tests/test_clip_shape.py tests/test_get_flops.py tests/test_zero_shot.py \
-	tests/test_retrieval_metric.py
+	tests/test_retrieval_metric.py tests/test_precision.py
 
 $(LOWEST_STAMP): requirements/lowest.txt setup.py
 	$(PYTHON) -m venv $(LOWEST_VENV)
