@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import REPO_ROOT, run_tool
+from conftest import REPO_ROOT, call_main
 
 from stan_mmaction.models import CLIPTextEncoder, StanCLIPBackbone
 
@@ -30,10 +30,16 @@ def expected():
 @pytest.fixture(scope='module')
 def converted(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('conv') / 'stan_tiny.pth')
-    res = run_tool(['convert_checkpoint.py', REFERENCE, out, '--config',
-                    RETRIEVAL_CFG])
+    res = convert([REFERENCE, out, '--config',
+                   RETRIEVAL_CFG])
     assert res.returncode == 0, res.stderr[-3000:]
     return out, res.stdout
+
+
+def convert(args):
+    """tools/convert_checkpoint.py's main in this process (output and exit
+    code as a subprocess has them)."""
+    return call_main('tools/convert_checkpoint.py', args)
 
 
 def close(a, b):
@@ -90,7 +96,7 @@ def test_hf_to_openai_and_ours_to_safetensors(tmp_path, converted,
 
     from stan_mmaction.apis import init_model
     openai = str(tmp_path / 'clip.pt')
-    res = run_tool(['convert_checkpoint.py', HF, openai])
+    res = convert([HF, openai])
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'HuggingFace CLIP keys to' in res.stdout
     state = torch.load(openai, weights_only=True)['state_dict']
@@ -101,7 +107,7 @@ def test_hf_to_openai_and_ours_to_safetensors(tmp_path, converted,
         close(backbone(expected['video']), expected['clip_meanp_embedding'])
 
     shared = str(tmp_path / 'stan.safetensors')
-    res = run_tool(['convert_checkpoint.py', converted[0], shared])
+    res = convert([converted[0], shared])
     assert res.returncode == 0, res.stderr[-3000:]
     ours = torch.load(converted[0], weights_only=True)['state_dict']
     theirs = load_file(shared)
@@ -118,8 +124,8 @@ def test_backbone_only_for_recognition_fine_tuning(tmp_path, expected):
 
     from stan_mmaction.apis import init_model
     out = str(tmp_path / 'backbone.pth')
-    res = run_tool(['convert_checkpoint.py', REFERENCE, out, '--config',
-                    RETRIEVAL_CFG, '--backbone-only'])
+    res = convert([REFERENCE, out, '--config',
+                   RETRIEVAL_CFG, '--backbone-only'])
     assert res.returncode == 0, res.stderr[-3000:]
     state = torch.load(out, weights_only=True)['state_dict']
     assert state and all(k.startswith('backbone.') for k in state)
@@ -138,17 +144,17 @@ def test_converter_refuses_what_it_cannot_place(tmp_path):
     state['backbone.STAN_T_layers.0.extra_gate.weight'] = torch.ones(3)
     src = str(tmp_path / 'odd.pth')
     torch.save({'state_dict': state}, src)
-    res = run_tool(['convert_checkpoint.py', src, str(tmp_path / 'o.pth'),
-                    '--config', RETRIEVAL_CFG])
+    res = convert([src, str(tmp_path / 'o.pth'),
+                   '--config', RETRIEVAL_CFG])
     assert res.returncode != 0
     assert 'STAN_T_layers.0.extra_gate' in res.stderr
     assert not (tmp_path / 'o.pth').exists()
     # The wrong model for the checkpoint: named, nothing written.
-    res = run_tool(['convert_checkpoint.py', REFERENCE,
-                    str(tmp_path / 'o.pth'), '--config',
-                    osp.join(REPO_ROOT, 'configs', 'stan_vitb32_msrvtt.py')])
+    res = convert([REFERENCE,
+                   str(tmp_path / 'o.pth'), '--config',
+                   osp.join(REPO_ROOT, 'configs', 'stan_vitb32_msrvtt.py')])
     assert res.returncode != 0 and 'does not fit the model' in res.stderr
-    res = run_tool(['convert_checkpoint.py', REFERENCE,
-                    str(tmp_path / 'o.pth')])
+    res = convert([REFERENCE,
+                   str(tmp_path / 'o.pth')])
     assert res.returncode != 0 and 'needs --config' in res.stderr
     assert not (tmp_path / 'o.pth').exists()

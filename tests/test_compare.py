@@ -6,7 +6,7 @@ import json
 import os.path as osp
 
 import pytest
-from conftest import REPO_ROOT, run_tool
+from conftest import REPO_ROOT, call_main, run_tool
 
 COMPARE = sorted(osp.join('configs', 'compare', name) for name in (
     'tsn_r18_tiny_synthetic.py', 'tsm_r18_tiny_synthetic.py',
@@ -73,9 +73,9 @@ def test_train_test_and_compare_two_work_dirs(demo_workspace, tmp_path):
         assert test.returncode == 0, test.stderr[-3000:]
         works.append(work)
     out = tmp_path / 'compare'
-    proc = run_tool(['analysis_tools/compare.py', x3d, stan, '--work-dirs',
-                     *works, '--names', 'X3D', 'STAN-attn', '--repeats',
-                     '1', '--warmup', '0', '--out-dir', str(out)])
+    proc = call_main('tools/analysis_tools/compare.py', [
+        x3d, stan, '--work-dirs', *works, '--names', 'X3D', 'STAN-attn',
+        '--repeats', '1', '--warmup', '0', '--out-dir', str(out)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     columns = ['model', 'params (M)', 'GFLOPs', 'latency (ms)', 'clips/s',
                'peak memory (MiB)', 'train s/epoch', 'metric', 'result']
@@ -113,8 +113,8 @@ def test_flops_and_benchmark_take_mmaction_configs(tmp_path):
 
 
 def test_compare_and_qb_norm_arguments_are_checked(tmp_path):
-    proc = run_tool(['analysis_tools/compare.py', 'a.py', 'b.py',
-                     '--work-dirs', 'only_one'])
+    proc = call_main('tools/analysis_tools/compare.py',
+                     ['a.py', 'b.py', '--work-dirs', 'only_one'])
     assert proc.returncode == 2
     assert '--work-dirs: 1 given for 2 configs' in proc.stderr
     demo = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')

@@ -257,8 +257,8 @@ def test_plot_logs(tmp_path):
                 {'acc/top1': 0.8, 'data_time': 0.1, 'step': 2}]
     scalars.write_text('\n'.join(json.dumps(r) for r in records) + '\n')
     out = tmp_path / 'curves.png'
-    res = run_tool(['analysis_tools/plot_logs.py', str(scalars), '--out',
-                    str(out)])
+    res = call_main('tools/analysis_tools/plot_logs.py',
+                    [str(scalars), '--out', str(out)])
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'training loss and acc/top1' in res.stdout
     assert out.read_bytes()[:4] == b'\x89PNG'

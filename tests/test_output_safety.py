@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, run_python, run_tool, subprocess_env
+from conftest import REPO_ROOT, call_main, run_python, subprocess_env
 from test_inference_tools import (RECOGNITION_CFG, RETRIEVAL_CFG,
                                   save_random_checkpoint, write_videos)
 
@@ -35,10 +35,15 @@ def setup(tmp_path_factory):
     return root, retrieval_ckpt, recognition_ckpt, str(labels)
 
 
-def run_demo(args, timeout=300):
-    return subprocess.run([sys.executable, DEMO, *args], cwd=REPO_ROOT,
-                          env=subprocess_env(), capture_output=True,
-                          text=True, timeout=timeout)
+def run_demo(args):
+    """demo/demo.py's main in this process (stdout/stderr captured, exit
+    codes as a subprocess has them)."""
+    return call_main('demo/demo.py', args)
+
+
+def run_inproc(args):
+    """``run_tool`` for tools with ``main(argv)``, in this process."""
+    return call_main(f'tools/{args[0]}', args[1:])
 
 
 # -- arguments ----------------------------------------------------------------
@@ -59,7 +64,7 @@ def run_demo(args, timeout=300):
                              '--window', '-1'], 'argument --window'),
 ])
 def test_bad_arguments_are_argparse_errors(tool, args, message):
-    proc = run_demo(args) if tool == 'demo' else run_tool([tool, *args])
+    proc = run_demo(args) if tool == 'demo' else run_inproc([tool, *args])
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr
 
@@ -163,9 +168,9 @@ def test_extract_outputs_stay_inside_and_never_collide(setup, tmp_path):
     listing = tmp_path / 'list.txt'
     listing.write_text(f'{osp.basename(a)} 0\n../escaped/good.mp4 1\n')
     out = tmp_path / 'feats'
-    proc = run_tool(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
-                     ckpt, '--videos', str(listing), '--data-prefix',
-                     str(videos), '--out-dir', str(out)])
+    proc = run_inproc(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
+                       ckpt, '--videos', str(listing), '--data-prefix',
+                       str(videos), '--out-dir', str(out)])
     assert proc.returncode != 0
     assert f'{listing}:2: ../escaped/good.mp4 would be written outside ' \
         '--out-dir' in proc.stderr
@@ -174,14 +179,14 @@ def test_extract_outputs_stay_inside_and_never_collide(setup, tmp_path):
     # clip.mp4 and clip.avi: refused, then both kept with --keep-ext.
     os.link(a, videos / 'clip.mp4')
     os.link(a, videos / 'clip.avi')
-    proc = run_tool(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
-                     ckpt, '--videos', str(videos), '--out-dir', str(out)])
+    proc = run_inproc(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
+                       ckpt, '--videos', str(videos), '--out-dir', str(out)])
     assert proc.returncode != 0
     assert 'clip.mp4 and clip.avi would both write' in proc.stderr
     assert 'pass --keep-ext' in proc.stderr
-    proc = run_tool(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
-                     ckpt, '--videos', str(videos), '--out-dir', str(out),
-                     '--keep-ext'])
+    proc = run_inproc(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
+                       ckpt, '--videos', str(videos), '--out-dir', str(out),
+                       '--keep-ext'])
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = sorted(p for p in os.listdir(out) if not p.startswith('.'))
     assert names == sorted(['clip.avi.npy', 'clip.mp4.npy', 'failed.txt',
@@ -196,10 +201,10 @@ def test_extract_resumes_and_refuses_another_model(setup, tmp_path):
     out = tmp_path / 'feats'
     args = ['extract_features.py', RETRIEVAL_CFG, '--checkpoint', ckpt,
             '--videos', str(tmp_path / 'videos'), '--out-dir', str(out)]
-    assert run_tool(args).returncode == 0
+    assert run_inproc(args).returncode == 0
     first = out / (osp.splitext(osp.basename(videos[0]))[0] + '.npy')
     os.remove(first)  # as if the run had stopped before this one
-    again = run_tool(args)
+    again = run_inproc(args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert '2 of 3 embedding(s) already' in again.stdout
     assert '1 embedding(s) written' in again.stdout
@@ -210,11 +215,11 @@ def test_extract_resumes_and_refuses_another_model(setup, tmp_path):
         k: v + 1 for k, v in torch.load(ckpt, weights_only=True)[
             'state_dict'].items()}}, other)
     args[3] = other
-    refused = run_tool(args)
+    refused = run_inproc(args)
     assert refused.returncode != 0
     assert 'holds embeddings of another model or options' in \
         refused.stderr and 'checkpoint_sha256' in refused.stderr
-    assert run_tool(args + ['--overwrite']).returncode == 0
+    assert run_inproc(args + ['--overwrite']).returncode == 0
     manifest = json.loads((out / 'manifest.json').read_text())
     from stan_mmaction.apis.search_index import file_sha256
     assert manifest['checkpoint_sha256'] == file_sha256(other)
@@ -252,9 +257,9 @@ def test_killed_index_run_resumes_with_the_rest(setup, tmp_path):
     proc.wait()
     saved = _entries(index)
     assert 2 <= len(saved) < len(videos), 'the run ended before the kill'
-    again = run_tool(['search.py', 'index', str(folder), '--config',
-                      RETRIEVAL_CFG, '--checkpoint', ckpt, '--index',
-                      str(index), '--window', '8'])
+    again = run_inproc(['search.py', 'index', str(folder), '--config',
+                        RETRIEVAL_CFG, '--checkpoint', ckpt, '--index',
+                        str(index), '--window', '8'])
     assert again.returncode == 0, again.stderr[-2000:]
     assert (f'Indexing {len(videos) - len(saved)} new or changed video(s) '
             f'({len(saved)} already indexed)') in again.stdout

@@ -288,6 +288,8 @@ def test_test_tool_dtype(tmp_path, demo_workspace):
             preds[dtype] = torch.stack([torch.as_tensor(r['pred_score'])
                                         for r in pickle.load(f)])
     assert preds['bf16'].dtype == torch.float32
+    assert len(preds['fp32']) == 8  # the 8 test videos of the demo data
+    assert cosines(preds['bf16'], preds['fp32']).min() >= 0.999
     torch.testing.assert_close(preds['bf16'], preds['fp32'], atol=2e-2,
                                rtol=0)
 
