@@ -51,7 +51,8 @@ def test_benchmark_tool_writes_table_json_and_plots(tmp_path):
     assert train['seconds'] > 0 and train['ckpt_seconds'] > 0
     assert [r['n'] for r in results['retrieval_eval']] == [200, 400]
     table = (out / 'results.md').read_text()
-    assert '| stan_tiny_synthetic_retrieval | 0.' in table
+    assert f"| stan_tiny_synthetic_retrieval | {stan['params'] / 1e6:.2f} " \
+        f"| {stan['gflops']:.1f} | 1 | fp32 |" in table
     assert 'Matmul rate: fp32' in table and res.stdout.strip() == \
         table.strip()
     for png in ('time_vs_frames.png', 'retrieval_eval.png'):
