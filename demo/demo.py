@@ -31,9 +31,9 @@ from mmengine.config import DictAction
 import stan_mmaction  # noqa: F401
 from stan_mmaction.apis import (VideoProgress, VideoReadError, init_model,
                                 iter_video_outputs, open_video,
-                                recognition_batch_forward, resolve_dtype,
-                                warm_up_video)
-from stan_mmaction.apis.cli import add_speed_args, resolve_speed_args
+                                recognition_batch_forward, warm_up_video)
+from stan_mmaction.apis.cli import (add_speed_args, resolve_dtype_arg,
+                                    resolve_speed_args)
 from stan_mmaction.models import read_class_names
 from stan_mmaction.utils.atomic import atomic_path
 from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
@@ -117,10 +117,7 @@ def main(argv=None):
     labels = read_class_names(args.label_map)
     resolve_speed_args(args)
     device = args.device
-    try:
-        dtype = resolve_dtype(args.dtype or 'auto', device)
-    except ValueError as err:
-        raise SystemExit(f'--dtype {args.dtype}: {err}')
+    dtype = resolve_dtype_arg(args.dtype or 'auto', device)
     try:
         model = init_model(args.config, checkpoint, device,
                            cfg_options=args.cfg_options, dtype=dtype,

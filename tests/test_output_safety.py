@@ -62,6 +62,20 @@ def run_inproc(args):
                    '--save-every', '0'], 'argument --save-every'),
     ('extract_features.py', ['c.py', '--videos', 'v', '--out-dir', 'o',
                              '--window', '-1'], 'argument --window'),
+    ('extract_features.py', ['c.py', '--videos', 'v', '--out-dir', 'o',
+                             '--workers', '-1'],
+     'argument --workers: expected an integer >= 0, got -1'),
+    ('search.py', ['index', 'f', '--config', 'c.py', '--index', 'x.idx',
+                   '--batch-size', '0'],
+     'argument --batch-size: expected a positive integer, got 0'),
+    ('search.py', ['query', 'a dog', '--index', 'x.idx', '--dtype', 'fp8'],
+     "argument --dtype: invalid choice: 'fp8'"),
+    ('demo', ['v.mp4', 'c.py', 'none', '--label-map', 'l.txt', '--workers',
+              'two'], "argument --workers: expected an integer >= 0, got "
+     "'two'"),
+    ('analysis_tools/benchmark_tools.py', ['--videos', 'v', '--config',
+                                           'c.py', '--workers', '-2'],
+     'argument --workers: expected an integer >= 0, got -2'),
 ])
 def test_bad_arguments_are_argparse_errors(tool, args, message):
     proc = run_demo(args) if tool == 'demo' else run_inproc([tool, *args])

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
-from stan_mmaction.apis.cli import resolve_speed_args
+from stan_mmaction.apis.cli import resolve_dtype_arg, resolve_speed_args
 from stan_mmaction.utils.atomic import atomic_path  # noqa: E402
 from stan_mmaction.utils.atomic import atomic_write_text
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
@@ -151,7 +151,7 @@ def folder_dtype(out_dir: str):
 def main(argv=None):
     args = parse_args(argv)
     from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
-                                    resolve_dtype, warm_up_video)
+                                    warm_up_video)
     from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import config_sha256, file_sha256
     from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
@@ -160,10 +160,7 @@ def main(argv=None):
     device = args.device
     requested = args.dtype or (None if args.overwrite else
                                folder_dtype(args.out_dir)) or 'auto'
-    try:
-        dtype = resolve_dtype(requested, device)
-    except ValueError as err:
-        raise SystemExit(f'--dtype {requested}: {err}')
+    dtype = resolve_dtype_arg(requested, device)
     videos = video_list(args.videos, args.data_prefix)
     outputs = output_paths(videos, args.out_dir, args.format, args.keep_ext)
     manifest = dict(

@@ -36,7 +36,8 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
-from stan_mmaction.apis.cli import default_device, resolve_speed_args
+from stan_mmaction.apis.cli import (default_device, resolve_dtype_arg,
+                                    resolve_speed_args)
 from stan_mmaction.utils.checks import non_empty_text  # noqa: E402
 from stan_mmaction.utils.checks import positive_int
 
@@ -78,14 +79,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _resolve(dtype, device):
-    from stan_mmaction.apis import resolve_dtype
-    try:
-        return resolve_dtype(dtype, device)
-    except ValueError as err:
-        raise SystemExit(f'--dtype {dtype}: {err}')
-
-
 def cmd_index(args):
     from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
                                     list_videos, warm_up_video)
@@ -117,7 +110,7 @@ def cmd_index(args):
     if old is not None and args.dtype is None:
         index.dtype = old.dtype
     else:
-        index.dtype = _resolve(args.dtype or 'auto', device)
+        index.dtype = resolve_dtype_arg(args.dtype or 'auto', device)
     if old is not None:
         why = old.dtype_mismatch(index.dtype, 'this index run',
                                  rebuild=True)
@@ -239,13 +232,13 @@ def cmd_query(args):
                          '--rebuild) before querying')
     device = default_device(args.device)
     if args.dtype is not None:
-        why = index.dtype_mismatch(_resolve(args.dtype, device),
+        why = index.dtype_mismatch(resolve_dtype_arg(args.dtype, device),
                                    'this query')
         if why:
             raise SystemExit(f'{args.index}: {why}')
     model = init_model(index.config, index.checkpoint, device,
                        cfg_options=index.cfg_options,
-                       dtype=_resolve(index.dtype, device))
+                       dtype=resolve_dtype_arg(index.dtype, device))
     paths = sorted(index.entries)
     videos = torch.stack([index.entries[p]['embedding'] for p in paths])
     text = embed_texts(model, [args.text])[0]

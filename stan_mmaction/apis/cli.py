@@ -47,3 +47,13 @@ def resolve_speed_args(args) -> None:
     args.device = default_device(args.device)
     if getattr(args, 'batch_size', 1) is None:
         args.batch_size = 8 if str(args.device).startswith('cuda') else 1
+
+
+def resolve_dtype_arg(dtype: str, device) -> str:
+    """:func:`.precision.resolve_dtype` for a tool's ``--dtype``: a dtype
+    the device cannot run is a ``SystemExit`` naming the option."""
+    from .precision import resolve_dtype
+    try:
+        return resolve_dtype(dtype, device)
+    except ValueError as err:
+        raise SystemExit(f'--dtype {dtype}: {err}')

@@ -34,19 +34,22 @@ def _check_range(name, value, low, high):
         raise ValueError(f'{name}={value!r} must be in {bounds}')
 
 
-def positive_int(text: str) -> int:
-    """argparse ``type`` for counts: an int >= 1 (``--window -5`` is an
-    argument error, not a crash inside the tool)."""
+def _int_at_least(text: str, minimum: int, what: str) -> int:
     import argparse
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f'expected a positive integer, got {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f'expected a positive integer, got {value}')
+            f'expected {what}, got {text!r}') from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f'expected {what}, got {value}')
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` for counts: an int >= 1 (``--window -5`` is an
+    argument error, not a crash inside the tool)."""
+    return _int_at_least(text, 1, 'a positive integer')
 
 
 def non_empty_text(text: str) -> str:
@@ -60,13 +63,4 @@ def non_empty_text(text: str) -> str:
 
 def non_negative_int(text: str) -> int:
     """argparse ``type`` for an int >= 0 (e.g. a number of workers)."""
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected an integer >= 0, got {text!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f'expected an integer >= 0, got {value}')
-    return value
+    return _int_at_least(text, 0, 'an integer >= 0')

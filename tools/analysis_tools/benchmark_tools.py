@@ -44,6 +44,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401
 
 from stan_mmaction.utils.atomic import atomic_write_text  # noqa: E402
+from stan_mmaction.utils.checks import non_negative_int  # noqa: E402
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
 
 THROUGHPUT = re.compile(
@@ -213,7 +214,7 @@ def parse_args(argv=None):
     p.add_argument('--batch-sizes', type=positive_int, nargs='+',
                    default=[1, 8], help='clips per forward pass (default: '
                    '1 8)')
-    p.add_argument('--workers', type=int, default=1)
+    p.add_argument('--workers', type=non_negative_int, default=1)
     p.add_argument('--no-baseline', action='store_true',
                    help='skip the --batch-size 1 --workers 0 fp32 rows')
     p.add_argument('--force-emulated', action='store_true',
@@ -221,7 +222,7 @@ def parse_args(argv=None):
     p.add_argument('--repeats', type=positive_int, default=1,
                    help='runs of every row, alternating; the median (lower '
                    'middle) is reported (default: 1)')
-    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--threads', type=positive_int, default=None)
     p.add_argument('--out-dir', default='work_dirs/benchmark_tools')
     return p.parse_args(argv)
 
