@@ -45,6 +45,13 @@ Known breakages (see README, "Pinned stack"):
    ``import mmaction.models`` fails. -> :func:`patch_vindlu_imports`: when
    one of VindLU's ``transformers`` imports fails, mmaction2 registers its
    placeholders instead, as when ``transformers`` is missing
+10. mmengine's ``FSDPStrategy`` keeps ``OptimWrapper``'s gradient clipping,
+   ``torch.nn.utils.clip_grad_norm_`` over the parameters each rank holds:
+   under FSDP those are shards, so every rank clips its shard by the norm
+   of that shard alone (a different factor per rank, not the norm of the
+   whole gradient). -> :func:`patch_fsdp_clip_grad`: norm clipping of an
+   FSDP-wrapped model goes through FSDP's own ``clip_grad_norm_`` (the
+   norm of the whole gradient, reduced over the ranks)
 
 Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import
 stan_mmaction`` then loads only this module; used by the tests to show that
@@ -597,6 +604,189 @@ def patch_vindlu_imports() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------
+# 10. gradient norm clipping under FSDP
+# --------------------------------------------------------------------------
+def _fsdp_clip_norm(root):
+    """A ``clip_grad_norm_`` stand-in that clips by the whole gradient's
+    norm through the FSDP root module (the ``params`` argument is not
+    needed: the root holds every shard)."""
+
+    def clip(params, max_norm, norm_type=2.0, **kwargs):
+        return root.clip_grad_norm_(max_norm, norm_type)
+
+    clip.fsdp_root = root
+    return clip
+
+
+def clip_grad_through_fsdp(optim_wrapper, model) -> None:
+    """Point every norm-clipping ``OptimWrapper`` in ``optim_wrapper`` at
+    the FSDP root ``model`` (no-op for value clipping, no clipping, or a
+    model that is not FSDP)."""
+    import torch
+    from mmengine.optim import OptimWrapperDict
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    if not isinstance(model, FullyShardedDataParallel):
+        return
+    wrappers = optim_wrapper.values() if isinstance(
+        optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+    for wrapper in wrappers:
+        if getattr(wrapper, 'clip_grad_kwargs', None) and getattr(
+                wrapper, 'clip_func', None) is torch.nn.utils.clip_grad_norm_:
+            wrapper.clip_func = _fsdp_clip_norm(model)
+
+
+def patch_fsdp_clip_grad() -> bool:
+    import inspect
+    try:
+        from mmengine._strategy.fsdp import FSDPStrategy
+    except ImportError:  # mmengine without FSDP support
+        return False
+    build = FSDPStrategy.build_optim_wrapper
+    if getattr(build, '_stan_clips_through_fsdp', False) or \
+            'clip_grad_norm_' in inspect.getsource(FSDPStrategy):
+        return False
+
+    def build_optim_wrapper(self, optim_wrapper, model=None):
+        wrapper = build(self, optim_wrapper, model)
+        clip_grad_through_fsdp(wrapper, model)
+        return wrapper
+
+    build_optim_wrapper._stan_clips_through_fsdp = True
+    build_optim_wrapper.__doc__ = build.__doc__
+    build_optim_wrapper.__wrapped__ = build
+    FSDPStrategy.build_optim_wrapper = build_optim_wrapper
+    return True
+
+
+# --------------------------------------------------------------------------
+# 11. DeepSpeedStrategy with a DeepSpeed without the 1-bit optimizers
+# --------------------------------------------------------------------------
+_DEEPSPEED_OPTIMIZERS = (
+    ('deepspeed.ops.adam', ('DeepSpeedCPUAdam', 'FusedAdam')),
+    ('deepspeed.ops.lamb', ('FusedLamb', )),
+    ('deepspeed.runtime.fp16.onebit', ('OnebitAdam', 'OnebitLamb',
+                                       'ZeroOneAdam')),
+)
+
+
+def register_deepspeed_optimizers() -> List[str]:
+    """Register the DeepSpeed optimizers this DeepSpeed has in MMEngine's
+    ``OPTIMIZERS`` (mmengine's function of the same name, minus the
+    failure on optimizers DeepSpeed removed); returns their names."""
+    from mmengine.registry import OPTIMIZERS
+    registered = []
+    for module_name, names in _DEEPSPEED_OPTIMIZERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in names:
+            optimizer = getattr(module, name, None)
+            if optimizer is None:
+                continue
+            if OPTIMIZERS.get(name) is not optimizer:
+                OPTIMIZERS.register_module(module=optimizer, force=True)
+            registered.append(name)
+    return registered
+
+
+def patch_deepspeed_optimizers() -> bool:
+    try:
+        import mmengine._strategy.deepspeed as ds_strategy
+    except ImportError:  # mmengine without DeepSpeed support
+        return False
+    if ds_strategy.register_deepspeed_optimizers is \
+            register_deepspeed_optimizers:
+        return False
+    if importlib.util.find_spec('deepspeed') is None:
+        return False  # nothing to register; the strategy refuses anyway
+    try:
+        ds_strategy.register_deepspeed_optimizers()
+        return False  # upstream works with this DeepSpeed
+    except ImportError:
+        pass
+    ds_strategy.register_deepspeed_optimizers = register_deepspeed_optimizers
+    return True
+
+
+# --------------------------------------------------------------------------
+# 12. resuming an FSDP run
+# --------------------------------------------------------------------------
+def _fsdp_load_optim_state_dict(self, state_dict: dict) -> None:
+    """``FSDPStrategy.load_optim_state_dict`` with torch's argument names:
+    the saved optimizer state (full or local, as the strategy saved it)
+    converted for this rank's optimizer, then loaded."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    optim_state_dict = FullyShardedDataParallel.optim_state_dict_to_load(
+        model=self.model, optim=self.optim_wrapper.optimizer,
+        optim_state_dict=state_dict)
+    self.optim_wrapper.load_state_dict(optim_state_dict)
+
+
+def patch_fsdp_resume() -> bool:
+    import inspect
+    try:
+        from mmengine._strategy.fsdp import FSDPStrategy
+        from torch.distributed.fsdp import FullyShardedDataParallel
+    except ImportError:
+        return False
+    if FSDPStrategy.load_optim_state_dict is _fsdp_load_optim_state_dict:
+        return False
+    params = list(inspect.signature(
+        FullyShardedDataParallel.optim_state_dict_to_load).parameters)
+    source = inspect.getsource(FSDPStrategy.load_optim_state_dict)
+    if params[:3] != ['model', 'optim', 'optim_state_dict'] or \
+            'state_dict, self.model' not in source:
+        return False
+    _fsdp_load_optim_state_dict.__wrapped__ = \
+        FSDPStrategy.load_optim_state_dict
+    FSDPStrategy.load_optim_state_dict = _fsdp_load_optim_state_dict
+    return True
+
+
+# --------------------------------------------------------------------------
+# 13. FSDP full optimizer state dicts on CPU processes
+# --------------------------------------------------------------------------
+_UNFLATTEN_ORIG_PARAM_STATES = []
+
+
+def _unflatten_orig_param_states_cpu(fsdp_param_info, output_states,
+                                     state_name, shard_state, to_save,
+                                     cpu_offload):
+    """torch's ``_unflatten_orig_param_states``, then a copy of each state
+    out of the reused gather buffer when ``.cpu()`` did not copy."""
+    _UNFLATTEN_ORIG_PARAM_STATES[0](fsdp_param_info, output_states,
+                                    state_name, shard_state, to_save,
+                                    cpu_offload)
+    if not (to_save and cpu_offload and not shard_state):
+        return
+    if fsdp_param_info.state.compute_device.type != 'cpu':
+        return
+    for gathered_state in output_states.values():
+        value = gathered_state.get(state_name)
+        if hasattr(value, 'clone'):
+            gathered_state[state_name] = value.clone()
+
+
+def patch_fsdp_cpu_optim_state() -> bool:
+    import inspect
+    try:
+        from torch.distributed.fsdp import _optim_utils
+    except ImportError:
+        return False
+    current = getattr(_optim_utils, '_unflatten_orig_param_states', None)
+    if current is None or current is _unflatten_orig_param_states_cpu:
+        return False
+    source = inspect.getsource(current)
+    if 'value.cpu()' not in source or 'elif not cpu_offload' not in source:
+        return False  # torch copies in every case: nothing to repair
+    _UNFLATTEN_ORIG_PARAM_STATES[:] = [current]
+    _optim_utils._unflatten_orig_param_states = \
+        _unflatten_orig_param_states_cpu
+    return True
+
+
 def apply_all() -> List[str]:
     """Check versions and apply every needed repair (idempotent).
 
@@ -614,7 +804,13 @@ def apply_all() -> List[str]:
                         ('atomic_local_writes', patch_atomic_local_writes),
                         ('cpu_distributed', patch_cpu_distributed),
                         ('resume', patch_resume),
-                        ('vindlu_imports', patch_vindlu_imports)):
+                        ('vindlu_imports', patch_vindlu_imports),
+                        ('fsdp_clip_grad', patch_fsdp_clip_grad),
+                        ('deepspeed_optimizers',
+                         patch_deepspeed_optimizers),
+                        ('fsdp_resume', patch_fsdp_resume),
+                        ('fsdp_cpu_optim_state',
+                         patch_fsdp_cpu_optim_state)):
         if patch() and name not in _APPLIED:
             _APPLIED.append(name)
     return list(_APPLIED)

@@ -19,8 +19,9 @@ BASE_CFG = "_base_ = ['mmaction::_base_/default_runtime.py']\n"
 def test_all_repairs_applied_on_pinned_stack():
     assert compat.apply_all() == [
         'missing_drn', 'importlib_metadata', 'pkg_resources', 'torch_load',
-        'numpy_aliases', 'atomic_local_writes', 'cpu_distributed', 'resume'
-    ]
+        'numpy_aliases', 'atomic_local_writes', 'cpu_distributed', 'resume',
+        'fsdp_clip_grad', 'fsdp_resume', 'fsdp_cpu_optim_state'
+    ]  # + 'deepspeed_optimizers' where DeepSpeed is installed
 
 
 # 1. drn ---------------------------------------------------------------
@@ -337,3 +338,158 @@ def test_interrupted_last_checkpoint_write_keeps_the_old_one(
     with hook_module.open(str(path), 'w') as f:
         f.write('/runs/epoch_2.pth')
     assert path.read_text() == '/runs/epoch_2.pth'
+
+
+# 10. gradient norm clipping under FSDP ---------------------------------------
+def _fake_fsdp_root(calls):
+    """An FSDP instance in type only (no process group): a Linear child
+    and a ``clip_grad_norm_`` that records its arguments."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    class Root(FullyShardedDataParallel):
+        __getattr__ = torch.nn.Module.__getattr__
+        named_parameters = torch.nn.Module.named_parameters
+        named_modules = torch.nn.Module.named_modules
+
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            self.fc = torch.nn.Linear(2, 2)
+
+        def clip_grad_norm_(self, max_norm, norm_type=2.0):
+            calls.append((max_norm, norm_type))
+            return torch.tensor(7.0)
+
+    return Root()
+
+
+def test_fsdp_clip_grad_goes_through_the_fsdp_root():
+    from mmengine._strategy.fsdp import FSDPStrategy
+    calls = []
+    root = _fake_fsdp_root(calls)
+    cfg = dict(optimizer=dict(type='SGD', lr=0.1),
+               clip_grad=dict(max_norm=0.5, norm_type=2))
+    build = FSDPStrategy.build_optim_wrapper
+    # Unrepaired: torch's clip_grad_norm_ over what this rank holds (its
+    # shards under FSDP).
+    plain = build.__wrapped__(None, dict(cfg), model=root)
+    assert plain.clip_func is torch.nn.utils.clip_grad_norm_
+    wrapper = build(None, dict(cfg), model=root)
+    assert wrapper.clip_func is not torch.nn.utils.clip_grad_norm_
+    root.fc.weight.grad = torch.ones(2, 2)
+    wrapper._clip_grad()
+    assert calls == [(0.5, 2)]  # the root's whole-gradient clipping
+    # Not FSDP: nothing changes.
+    other = build(None, dict(cfg), model=torch.nn.Linear(2, 2))
+    assert other.clip_func is torch.nn.utils.clip_grad_norm_
+
+
+# 11. DeepSpeedStrategy with a DeepSpeed without the 1-bit optimizers
+def test_deepspeed_optimizers_register_without_onebit(monkeypatch):
+    """A stand-in ``deepspeed`` with the optimizers of 0.19.8 (no
+    ``runtime.fp16.onebit``): mmengine's registration fails, ours
+    registers what exists."""
+    import importlib.machinery
+    import sys
+    import types
+
+    import mmengine._strategy.deepspeed as ds_strategy
+    from mmengine.registry import OPTIMIZERS
+    modules = {}
+    for name in ('deepspeed', 'deepspeed.ops', 'deepspeed.ops.adam',
+                 'deepspeed.ops.lamb', 'deepspeed.runtime',
+                 'deepspeed.runtime.fp16'):
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        module.__path__ = []
+        modules[name] = module
+    for name in ('DeepSpeedCPUAdam', 'FusedAdam'):
+        setattr(modules['deepspeed.ops.adam'], name,
+                type(name, (torch.optim.Adam, ), {}))
+    modules['deepspeed.ops.lamb'].FusedLamb = type(
+        'FusedLamb', (torch.optim.Adam, ), {})
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    unrepaired = ds_strategy.register_deepspeed_optimizers
+    monkeypatch.setattr(ds_strategy, 'register_deepspeed_optimizers',
+                        unrepaired)
+    for name in ('DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb'):
+        monkeypatch.delitem(OPTIMIZERS._module_dict, name, raising=False)
+    with pytest.raises(ModuleNotFoundError, match='onebit'):
+        unrepaired()
+    assert compat.patch_deepspeed_optimizers()
+    assert ds_strategy.register_deepspeed_optimizers() == [
+        'DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb']
+    assert OPTIMIZERS.get('FusedLamb') is modules[
+        'deepspeed.ops.lamb'].FusedLamb
+    for name in ('DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb'):
+        OPTIMIZERS._module_dict.pop(name)
+
+
+# 12. resuming an FSDP run ------------------------------------------------
+def test_fsdp_optimizer_state_loads_with_torchs_argument_order(monkeypatch):
+    from mmengine._strategy.fsdp import FSDPStrategy
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    calls = []
+
+    def to_load(model, optim, optim_state_dict, group=None):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"unhashable type: '{type(model).__name__}'")
+        calls.append((model, optim, optim_state_dict))
+        return optim_state_dict
+
+    monkeypatch.setattr(FullyShardedDataParallel, 'optim_state_dict_to_load',
+                        staticmethod(to_load))
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    strategy = types_namespace(model=model, optim_wrapper=types_namespace(
+        optimizer=optimizer, load_state_dict=optimizer.load_state_dict))
+    saved = optimizer.state_dict()
+    with pytest.raises(TypeError, match='unhashable'):
+        FSDPStrategy.load_optim_state_dict.__wrapped__(strategy, saved)
+    FSDPStrategy.load_optim_state_dict(strategy, saved)
+    assert calls == [(model, optimizer, saved)]
+
+
+def types_namespace(**kwargs):
+    import types
+    return types.SimpleNamespace(**kwargs)
+
+
+# 13. FSDP full optimizer state dicts on CPU processes
+def test_fsdp_full_optimizer_state_copies_out_of_the_gather_buffer(
+        monkeypatch):
+    """The repair's logic on a stand-in of torch's function (which, like
+    torch's on CPU, leaves views of one reused buffer). The breakage in
+    torch itself, and the repair on real FSDP: 2 gloo processes in
+    tests/test_sharding.py (``optim_states_distinct``: torch's code gives
+    exp_avg == exp_avg_sq for every parameter; a 1-process group uses
+    NO_SHARD, which never gathers)."""
+    import types
+
+    from torch.distributed.fsdp import _optim_utils
+    assert _optim_utils._unflatten_orig_param_states is \
+        compat._unflatten_orig_param_states_cpu
+    buffer = torch.zeros(3)
+
+    def torch_like(info, output_states, state_name, shard_state, to_save,
+                   cpu_offload):
+        for states in output_states.values():
+            states[state_name] = buffer[:2]  # .cpu() of a CPU view: a view
+
+    monkeypatch.setattr(compat, '_UNFLATTEN_ORIG_PARAM_STATES', [torch_like])
+
+    def gather(device):
+        info = types.SimpleNamespace(state=types.SimpleNamespace(
+            compute_device=torch.device(device)))
+        out = {'fc.weight': {}}
+        for name, value in (('exp_avg', 1.0), ('exp_avg_sq', 2.0)):
+            buffer.fill_(value)  # the next state gathered into the buffer
+            compat._unflatten_orig_param_states_cpu(info, out, name, False,
+                                                    True, True)
+        return out['fc.weight']
+
+    states = gather('cpu')
+    assert states['exp_avg'].tolist() == [1.0, 1.0]
+    assert states['exp_avg_sq'].tolist() == [2.0, 2.0]
+    states = gather('cuda')  # .cpu() copied there: left as torch made it
+    assert states['exp_avg'].tolist() == [2.0, 2.0]

@@ -80,6 +80,11 @@ def merge_args(cfg, args):
     cfg.load_from = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     cfg.launcher = args.launcher
+    # Sharded training configs (FSDP, DeepSpeed; README "Scaling out") are
+    # tested with the ordinary runner: their checkpoints are full state
+    # dicts of the ordinary model, and inference needs no sharding.
+    cfg.pop('runner_type', None)
+    cfg.pop('strategy', None)
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--dump must be a .pkl file, got {args.dump}')

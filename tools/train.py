@@ -5,6 +5,7 @@ import os.path as osp
 
 import _bootstrap  # noqa: F401  (repairs the stack before Config.fromfile)
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
@@ -86,7 +87,10 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    runner = Runner.from_cfg(cfg)
+    # FlexibleRunner configs (FSDP, DeepSpeed) name their runner, as in
+    # MMAction2's tools.
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+        RUNNERS.build(cfg)
     try:
         runner.train()
     except UnsafeCheckpointError as err:  # --resume / load_from

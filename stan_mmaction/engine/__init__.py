@@ -1,7 +1,9 @@
 from .hooks import InferencePrecisionHook, QueryBankHook, RNGStateHook
 from .optim import StanOptimWrapperConstructor
+from .sharding import StanFullyShardedDataParallel, fsdp_units
 
 __all__ = [
     'InferencePrecisionHook', 'QueryBankHook', 'RNGStateHook',
-    'StanOptimWrapperConstructor'
+    'StanFullyShardedDataParallel', 'StanOptimWrapperConstructor',
+    'fsdp_units'
 ]

@@ -1,6 +1,9 @@
 """Multi-head self-attention on fused QKV weights through SDPA."""
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock
 
 
 def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
@@ -54,3 +57,34 @@ def clip_block_forward(block: torch.nn.Module,
                                             attn.in_proj_bias, attn.out_proj,
                                             attn.num_heads))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+class SDPAResidualAttentionBlock(ResidualAttentionBlock):
+    """open_clip's ``ResidualAttentionBlock`` whose self-attention call
+    (``block(x)``, no mask) runs :func:`clip_block_forward`.
+
+    The same parameters and names (a block's class is swapped in place by
+    :func:`use_sdpa_forward`, nothing is copied). Calling the block itself,
+    rather than a function on its submodules, keeps module hooks in the
+    path: FSDP gathers a wrapped block's parameters in its ``forward``.
+    Calls with ``k_x``, ``v_x`` or a mask go to open_clip's forward.
+    """
+
+    def forward(self, q_x: torch.Tensor,
+                k_x: Optional[torch.Tensor] = None,
+                v_x: Optional[torch.Tensor] = None,
+                attn_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if k_x is None and v_x is None and attn_mask is None:
+            return clip_block_forward(self, q_x)
+        return super().forward(q_x, k_x, v_x, attn_mask)
+
+
+def use_sdpa_forward(block: torch.nn.Module) -> torch.nn.Module:
+    """Make an open_clip ``ResidualAttentionBlock`` an
+    :class:`SDPAResidualAttentionBlock` in place; returns the block."""
+    if type(block) is ResidualAttentionBlock:
+        block.__class__ = SDPAResidualAttentionBlock
+    elif not isinstance(block, SDPAResidualAttentionBlock):
+        raise TypeError('expected an open_clip ResidualAttentionBlock, got '
+                        f'{type(block).__name__}')
+    return block

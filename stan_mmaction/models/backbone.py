@@ -8,7 +8,7 @@ from mmengine.model import BaseModule
 from torch.utils.checkpoint import checkpoint
 
 from ..utils.checks import check_float, check_int
-from .attention import clip_block_forward
+from .attention import use_sdpa_forward
 from .clip import build_visual, get_arch, resize_positional_embedding
 from .clip_weights import load_visual_weights, resolve_pretrained
 from .stan_branch import STANBranch
@@ -118,6 +118,7 @@ class StanCLIPBackbone(BaseModule):
                 raise ValueError('StanCLIPBackbone supports open_clip '
                                  'ResidualAttentionBlock layers only, got '
                                  f'{type(blk).__name__}')
+            use_sdpa_forward(blk)
         self.stan_branch = None
         if num_stan_layers > 0:
             blocks = self.visual.transformer.resblocks[num_layers -
@@ -206,10 +207,9 @@ class StanCLIPBackbone(BaseModule):
         for i, blk in enumerate(blocks):
             if self.grad_checkpointing and self.training and \
                     torch.is_grad_enabled():
-                x = checkpoint(clip_block_forward, blk, x,
-                               use_reentrant=False)
+                x = checkpoint(blk, x, use_reentrant=False)
             else:
-                x = clip_block_forward(blk, x)
+                x = blk(x)
             if i >= first_kept:
                 hidden.append(x)
         return x, hidden, grid, pos

@@ -145,9 +145,12 @@ class STANBranch(nn.Module):
             return h[:, :, 0].mean(dim=1), h[:, :, 1:]
 
         cls, patches = split(hidden[0])
+        # CLIP's embeddings in the tokens' dtype: under FSDP mixed precision
+        # the frozen ones stay fp32 outside the bf16 units.
+        pos_embed = pos_embed.to(patches.dtype)
         patches = patches + pos_embed[1:] + \
             self.temporal_embed(num_frames)[:, None].to(patches.dtype)
-        cls = (cls + class_embedding + pos_embed[0]) / 2
+        cls = (cls + class_embedding.to(cls.dtype) + pos_embed[0]) / 2
         for k, layer in enumerate(self.layers):
             if k > 0:
                 clip_cls, clip_patches = split(hidden[k])

@@ -1,0 +1,179 @@
+"""FSDP for STAN models: the units a model is sharded in, and the MMEngine
+model wrapper that uses them (``FSDPStrategy``'s ``model_wrapper``).
+
+FSDP flattens the parameters of each unit into one ``FlatParameter``, which
+has one ``requires_grad``. A STAN model mixes frozen CLIP parts
+(``frozen_stages``: the stem, the first blocks) with trainable ones (the
+later blocks, the branch, ``proj``, the head), so the units must never
+straddle the two:
+
+- every transformer block (open_clip ``ResidualAttentionBlock``: CLIP's
+  video and text blocks) and every STAN layer (temporal + spatial module)
+  is its own unit;
+- every other module whose parameters are all frozen and that is not inside
+  such a block (the stem: ``conv1``, ``ln_pre``) is its own unit;
+- frozen parameters held directly by a module that stays in the root unit
+  (``class_embedding``, ``positional_embedding``: a few hundred thousand
+  numbers) are left out of FSDP (``ignored_states``): whole on every rank,
+  never reduced, saved in the full state dict like any other;
+- the rest (``ln_post``, ``proj``, the temporal embedding, the head, the
+  text tower's embeddings) is the trainable root unit.
+
+With these units ``use_orig_params=True`` (needed for the parameter-wise
+learning rates and weight decay of ``StanOptimWrapperConstructor``, which
+match parameter names) costs no gradient memory on frozen weights: a unit
+is either wholly frozen (no gradient) or wholly trainable.
+"""
+from typing import Iterable, List, Optional, Set, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model.wrappers import MMFullyShardedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+from open_clip.transformer import ResidualAttentionBlock
+
+from ..models.stan_branch import STANLayer
+
+#: Module types that are always units of their own.
+BLOCK_TYPES = (ResidualAttentionBlock, STANLayer)
+
+
+def _is_frozen(module: nn.Module) -> bool:
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
+def fsdp_units(model: nn.Module) -> List[nn.Module]:
+    """The modules of ``model`` that become FSDP units (see the module doc):
+    blocks and STAN layers, then the largest wholly frozen modules outside
+    them (not ``model`` itself)."""
+    units: List[nn.Module] = []
+
+    def visit(module: nn.Module) -> None:
+        for child in module.children():
+            if isinstance(child, BLOCK_TYPES) or _is_frozen(child):
+                units.append(child)
+            else:
+                visit(child)
+
+    visit(model)
+    return units
+
+
+def frozen_root_params(model: nn.Module,
+                       units: Iterable[nn.Module]) -> List[nn.Parameter]:
+    """Frozen parameters outside every unit: FSDP leaves them out."""
+    inside: Set[int] = set()
+    for unit in units:
+        inside.update(id(p) for p in unit.parameters())
+    return [p for p in model.parameters()
+            if id(p) not in inside and not p.requires_grad]
+
+
+def _to_fp32(module, args, output):
+    if isinstance(output, torch.Tensor) and output.is_floating_point():
+        return output.float()
+    return output
+
+
+def fp32_output_modules(model: nn.Module) -> List[nn.Module]:
+    """The modules whose outputs leave the low-precision compute under FSDP
+    mixed precision: a recognizer's ``cls_head`` (its scores go to the loss
+    and to MMAction2's metrics, which convert to numpy), a retriever's
+    ``backbone`` and ``text_encoder`` (their embeddings go to the head's
+    similarities, temperature and loss)."""
+    head = getattr(model, 'cls_head', None)
+    if head is not None:
+        return [head]
+    return [m for m in (getattr(model, 'backbone', None),
+                        getattr(model, 'text_encoder', None))
+            if m is not None and getattr(model, 'head', None) is not None]
+
+
+def _unit_policy(unit_ids: Set[int]):
+
+    def policy(module: nn.Module, recurse: bool,
+               nonwrapped_numel: int = 0) -> bool:
+        return recurse or id(module) in unit_ids
+
+    return policy
+
+
+@MODEL_WRAPPERS.register_module()
+class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
+    """``MMFullyShardedDataParallel`` with STAN's units (:func:`fsdp_units`),
+    frozen root parameters left out of FSDP, and a CPU default.
+
+    Args:
+        module (nn.Module): the model.
+        device_id (int | str | torch.device, optional): where the shards
+            live. MMEngine's ``FSDPStrategy`` passes the local rank; on a
+            machine without CUDA that would name ``cuda:<rank>``, so it
+            becomes the CPU (FSDP needs it named: it refuses CPU modules
+            without a device; gloo reduces).
+        auto_wrap_policy: ``None`` (default) for STAN's units; anything
+            else is passed on to ``MMFullyShardedDataParallel`` unchanged
+            (and no parameters are left out).
+        **kwargs: ``MMFullyShardedDataParallel``'s arguments. With
+            ``mixed_precision``, the outputs of
+            :func:`fp32_output_modules` are cast to fp32 (losses and
+            metrics in full precision). ``use_orig_params`` defaults to
+            True as there.
+    """
+
+    def __init__(self,
+                 module: nn.Module,
+                 device_id: Union[int, str, torch.device, None] = None,
+                 auto_wrap_policy=None,
+                 **kwargs):
+        if device_id is not None and not torch.cuda.is_available() and \
+                torch.device(device_id if not isinstance(device_id, int)
+                             else 'cuda').type == 'cuda':
+            device_id = torch.device('cpu')
+        if auto_wrap_policy is None:
+            units = fsdp_units(module)
+            auto_wrap_policy = _unit_policy({id(u) for u in units})
+            ignored = frozen_root_params(module, units)
+            if ignored:
+                if 'ignored_parameters' in kwargs or \
+                        'ignored_modules' in kwargs:
+                    raise ValueError(
+                        'StanFullyShardedDataParallel chooses the ignored '
+                        'parameters itself; pass auto_wrap_policy to choose '
+                        'them yourself')
+                kwargs['ignored_states'] = ignored + list(
+                    kwargs.pop('ignored_states', None) or [])
+                if device_id is not None and torch.device(
+                        device_id if not isinstance(device_id, int) else
+                        'cuda').type == 'cuda':
+                    device = torch.device('cuda', device_id) if isinstance(
+                        device_id, int) else torch.device(device_id)
+                    for param in ignored:
+                        param.data = param.data.to(device)
+        if kwargs.get('mixed_precision') is not None:
+            for part in fp32_output_modules(module):
+                part.register_forward_hook(_to_fp32)
+        super().__init__(module, device_id=device_id,
+                         auto_wrap_policy=auto_wrap_policy, **kwargs)
+
+
+def flat_param_report(model: nn.Module) -> List[dict]:
+    """One entry per FSDP unit of a wrapped model: its name, number of
+    parameters and the ``requires_grad`` values of the original parameters
+    it holds (a set: ``{True}``, ``{False}``, or both when mixed)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    report = []
+    for name, unit in model.named_modules():
+        if not isinstance(unit, FSDP):
+            continue
+        handle = getattr(unit, '_handle', None)
+        flat: Optional[nn.Parameter] = getattr(handle, 'flat_param', None)
+        if flat is None:
+            continue
+        params = list(getattr(flat, '_params', None) or [])
+        report.append(dict(
+            name=name or '(root)',
+            numel=int(sum(n for n in flat._numels)),
+            requires_grad={bool(p.requires_grad) for p in params}
+            or {bool(flat.requires_grad)}))
+    return report
