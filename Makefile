@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stan_installed
 
-.PHONY: venv test test-lowest demo clean-venv
+.PHONY: venv test test-lowest test-deepspeed demo clean-venv
 
 $(STAMP): requirements/pinned.txt requirements/runtime.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,22 @@ $(LOWEST_STAMP): requirements/lowest.txt setup.py
 
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST_PY) -m pytest $(LOWEST_TESTS)
+
+# DeepSpeed beside our stack (an install test: built from its sdist once,
+# kept in .venv), for the tests marked `deepspeed` (deselected in `make
+# test`, pytest.ini): the ZeRO-2 config builds mmengine's DeepSpeedStrategy.
+DEEPSPEED_DIR := $(VENV)/deepspeed-0.19.8
+$(DEEPSPEED_DIR)/.complete: $(STAMP) requirements/deepspeed.txt \
+		requirements/deepspeed_deps.txt
+	rm -rf $(DEEPSPEED_DIR)
+	DS_BUILD_OPS=0 $(PY) -m pip install -q --no-deps --no-build-isolation \
+		--target $(DEEPSPEED_DIR) -r requirements/deepspeed.txt
+	$(PY) -m pip install -q --target $(DEEPSPEED_DIR) \
+		-r requirements/deepspeed_deps.txt
+	touch $@
+
+test-deepspeed: $(DEEPSPEED_DIR)/.complete
+	PYTHONPATH=$(DEEPSPEED_DIR) $(PY) -m pytest -m deepspeed tests
 
 demo: $(STAMP)
 	$(PY) tools/synthetic_demo.py

@@ -8,3 +8,4 @@ model = dict(backbone=dict(arch='ViT-L/14'),
              text_encoder=dict(arch='ViT-L/14'))
 train_dataloader = dict(batch_size=16)
 optim_wrapper = dict(type='OptimWrapper')
+auto_scale_lr = dict(base_batch_size=128)

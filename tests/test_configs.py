@@ -231,7 +231,13 @@ def test_retrieval_configs_follow_docs_recipes():
         # betas, the branch at 10x.
         assert model.head.reference_gpus == 8, rel
         assert cfg.optim_wrapper.clip_grad.max_norm == 5, rel
-        assert cfg.optim_wrapper.type == 'AmpOptimWrapper', rel
+        if cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
+            # bf16 compute through FSDP's mixed precision, not AMP
+            assert cfg.optim_wrapper.type == 'OptimWrapper', rel
+            mixed = cfg.strategy.model_wrapper.mixed_precision
+            assert mixed.param_dtype == 'bfloat16', rel
+        else:
+            assert cfg.optim_wrapper.type == 'AmpOptimWrapper', rel
         assert optimizer.betas == (0.9, 0.98) and optimizer.eps == 1e-8
         assert cfg.optim_wrapper.paramwise_cfg.lr_mult_keys == {
             'stan_branch': 10.0}, rel
