@@ -317,6 +317,7 @@ def test_deepspeed_strategy_builds_from_the_base_config():
                       'batch_size'])
     parsed = DeepSpeedConfig(config)
     assert parsed.zero_optimization_stage == 2
+    assert parsed.zero_config.reduce_bucket_size == int(2e8)  # the plan's
     assert parsed.gradient_clipping == 5.0
     assert parsed.bfloat16_config.enabled
     assert parsed.train_micro_batch_size_per_gpu == 8

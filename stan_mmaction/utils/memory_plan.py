@@ -24,7 +24,8 @@ The per-device plan (bytes) for N GPUs, bf16 compute:
   bf16 gradients (6 U), bf16 activations.
 - ZeRO-2 (bf16, ``deepspeed_zero2.py``): bf16 weights (2 P), fp32 master
   and AdamW shards (12 T / N), gradient shards (4 T / N) and the reduce
-  buckets (2 x bucket x 2 bytes), bf16 activations.
+  buckets (2 x bucket x 2 bytes; the base's ``reduce_bucket_size``, 2e8
+  elements), bf16 activations.
 
 (P parameters, T trainable, U the largest FSDP unit.) Not counted: the CUDA
 context and the allocator's fragmentation; the plan says a setting fits

@@ -14,7 +14,8 @@ strategy = dict(
         allgather_partitions=True,
         allgather_bucket_size=int(2e8),
         reduce_scatter=True,
-        reduce_bucket_size='auto',
+        # 2e8 elements: the bucket tools/analysis_tools/memory_plan.py plans
+        reduce_bucket_size=int(2e8),
         overlap_comm=True,
         contiguous_gradients=True),
     # MMEngine fills train_micro_batch_size_per_gpu from the dataloader and
