@@ -322,3 +322,22 @@ def test_deepspeed_strategy_builds_from_the_base_config():
     assert parsed.bfloat16_config.enabled
     assert parsed.train_micro_batch_size_per_gpu == 8
     assert deepspeed.__version__
+
+
+def test_test_tool_runs_sharded_configs_with_the_ordinary_runner(
+        monkeypatch, tmp_path):
+    """tools/test.py on an FSDP (or DeepSpeed) config: the checkpoint is a
+    full state dict of the ordinary model (its keys are the ordinary ones:
+    test above), so it tests with the ordinary Runner, no process group."""
+    from conftest import load_script
+    from mmengine.config import Config
+    tool = load_script('tools/test.py')
+    for config in (FSDP_CFG, osp.join(REPO_ROOT, 'configs',
+                                      'stan_vitl14_k400_zero2.py')):
+        monkeypatch.setattr(sys, 'argv', ['test.py', config, 'ckpt.pth',
+                                          '--work-dir', str(tmp_path)])
+        cfg = Config.fromfile(config)
+        assert 'runner_type' in cfg and 'strategy' in cfg
+        cfg = tool.merge_args(cfg, tool.parse_args())
+        assert 'runner_type' not in cfg and 'strategy' not in cfg
+        assert cfg.load_from == 'ckpt.pth'
