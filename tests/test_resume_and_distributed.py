@@ -13,7 +13,7 @@ from conftest import REPO_ROOT, run_tool, subprocess_env
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 # 16 training videos in batches of 2: 8 iterations an epoch; validate once
 # at the end; one thread, so that two runs compute bit-identically.
-OPTIONS = ['train_cfg.max_epochs=4', 'train_cfg.val_interval=4',
+OPTIONS = ['train_cfg.max_epochs=3', 'train_cfg.val_interval=3',
            'train_dataloader.batch_size=2']
 ENV = dict(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
@@ -25,7 +25,7 @@ def train_cmd(work, *extra):
 
 
 def final_val_top1(log: str) -> str:
-    lines = [ln for ln in log.splitlines() if 'Epoch(val) [4]' in ln]
+    lines = [ln for ln in log.splitlines() if 'Epoch(val) [3]' in ln]
     assert lines, log[-2000:]
     return lines[-1].split('acc/top1:')[1].split()[0]
 
@@ -47,7 +47,7 @@ def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    assert not osp.exists(osp.join(work_b, 'epoch_4.pth'))
+    assert not osp.exists(osp.join(work_b, 'epoch_3.pth'))
 
     resumed = subprocess.run(train_cmd(work_b, '--resume'),
                              cwd=demo_workspace, env=subprocess_env(ENV),
@@ -57,8 +57,8 @@ def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
     assert 'Auto resumed from the latest checkpoint' in log
 
     assert final_val_top1(log) == final_val_top1(full.stdout + full.stderr)
-    ckpt_a = torch.load(osp.join(work_a, 'epoch_4.pth'), weights_only=False)
-    ckpt_b = torch.load(osp.join(work_b, 'epoch_4.pth'), weights_only=False)
+    ckpt_a = torch.load(osp.join(work_a, 'epoch_3.pth'), weights_only=False)
+    ckpt_b = torch.load(osp.join(work_b, 'epoch_3.pth'), weights_only=False)
     assert ckpt_a['state_dict'].keys() == ckpt_b['state_dict'].keys()
     for key, value in ckpt_a['state_dict'].items():
         assert torch.equal(value, ckpt_b['state_dict'][key]), key
