@@ -182,6 +182,17 @@ def main(out_path):
                             for st in held.values()), len(held)
     _optim_utils._unflatten_orig_param_states = repaired
     result['optim_states_distinct'] = states
+    # What FSDPStrategy sets through the wrapper (state_dict_cfg='full'):
+    # on CPU processes without the offload (see the wrapper).
+    StanFullyShardedDataParallel.set_state_dict_type(
+        fsdp, StateDictType.FULL_STATE_DICT,
+        FullStateDictConfig(rank0_only=True, offload_to_cpu=True),
+        FullOptimStateDictConfig(rank0_only=True, offload_to_cpu=True))
+    settings = FSDP.get_state_dict_type(fsdp)
+    result['offload_on_cpu'] = [
+        settings.state_dict_config.offload_to_cpu,
+        settings.optim_state_dict_config.offload_to_cpu,
+        settings.state_dict_config.rank0_only]
 
     # 4. bf16 mixed precision + activation checkpointing (the GPU configs'
     # setting), against the fp32 loss.

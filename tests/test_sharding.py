@@ -132,6 +132,8 @@ def test_fsdp_units_clipping_and_bf16_on_two_processes(tmp_path):
     count = states['repaired'][1]  # every trainable tensor
     assert count > 50 and states['repaired'] == [count, count]
     assert states['torch'] == [0, count]
+    # The wrapper drops the offload on CPU processes (rank 0 still saves).
+    assert case['offload_on_cpu'] == [False, False, True]
     # bf16 compute with fp32 master weights and gradients, activation
     # checkpointing on: finite, and the loss near the fp32 one.
     bf16 = case['bf16']

@@ -24,6 +24,7 @@ learning rates and weight decay of ``StanOptimWrapperConstructor``, which
 match parameter names) costs no gradient memory on frozen weights: a unit
 is either wholly frozen (no gradient) or wholly trainable.
 """
+import dataclasses
 from typing import Iterable, List, Optional, Set, Union
 
 import torch
@@ -155,6 +156,30 @@ class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
                 part.register_forward_hook(_to_fp32)
         super().__init__(module, device_id=device_id,
                          auto_wrap_policy=auto_wrap_policy, **kwargs)
+
+    @staticmethod
+    def set_state_dict_type(module, state_dict_type, state_dict_config=None,
+                            optim_state_dict_config=None):
+        """FSDP's ``set_state_dict_type`` (what ``FSDPStrategy`` calls with
+        its ``state_dict_cfg``), without ``offload_to_cpu`` when the model
+        computes on the CPU: there the offload copies nothing, and torch
+        relies on it copying (torch 2.9: a segmentation fault while saving
+        a full state dict; torch 2.14: every optimizer state of a unit
+        saved as the last one gathered, see compat repair 13)."""
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        def no_offload(config):
+            if getattr(config, 'offload_to_cpu', False):
+                return dataclasses.replace(config, offload_to_cpu=False)
+            return config
+
+        if getattr(module, 'compute_device', None) is not None and \
+                module.compute_device.type == 'cpu':
+            state_dict_config = no_offload(state_dict_config)
+            optim_state_dict_config = no_offload(optim_state_dict_config)
+        return FSDP.set_state_dict_type(module, state_dict_type,
+                                        state_dict_config,
+                                        optim_state_dict_config)
 
 
 def flat_param_report(model: nn.Module) -> List[dict]:
