@@ -81,21 +81,9 @@ class RecordForFSDPTest(Hook):
 # the script
 # ---------------------------------------------------------------------------
 def build_tiny(frozen_stages=1, grad_checkpointing=False):
-    from mmaction.registry import MODELS
-    from mmaction.utils import register_all_modules
-
-    import stan_mmaction  # noqa: F401
-    register_all_modules(init_default_scope=True)
-    torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='Recognizer3D',
-        backbone=dict(type='StanCLIPBackbone', arch='tiny',
-                      num_stan_layers=2, pretrained=None, drop_path_rate=0.,
-                      frozen_stages=frozen_stages,
-                      grad_checkpointing=grad_checkpointing),
-        cls_head=dict(type='TimeSformerHead', num_classes=8, in_channels=32,
-                      dropout_ratio=0., init_std=0.2),
-        data_preprocessor=None))
+    from conftest import tiny_recognizer  # (this script's folder)
+    model = tiny_recognizer(frozen_stages,
+                            grad_checkpointing=grad_checkpointing)
     with torch.no_grad():  # the zero-initialised temporal projections
         for name, p in model.named_parameters():
             if 'temporal_fc' in name:

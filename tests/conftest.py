@@ -101,6 +101,39 @@ def save_random_checkpoint(config, path, seed=0):
     return model
 
 
+def tiny_recognizer(frozen_stages=-1, seed=0, **backbone):
+    """MMAction2's Recognizer3D over the tiny CLIP with 2 STAN layers (the
+    demo's model: no drop path or dropout), seeded; ``backbone`` overrides
+    ``StanCLIPBackbone`` arguments."""
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    torch.manual_seed(seed)
+    return MODELS.build(dict(
+        type='Recognizer3D',
+        backbone=dict(type='StanCLIPBackbone', arch='tiny',
+                      num_stan_layers=2, pretrained=None,
+                      frozen_stages=frozen_stages, drop_path_rate=0.,
+                      **backbone),
+        cls_head=dict(type='TimeSformerHead', num_classes=8, in_channels=32,
+                      dropout_ratio=0., init_std=0.2)))
+
+
+def start_until_file(cmd, path, cwd, env_extra=None, timeout=300):
+    """Start ``cmd`` (output discarded) and return its ``Popen`` once
+    ``path`` exists (for killing a run at a known point); fails if the
+    process ends first or ``timeout`` seconds pass."""
+    import time
+    proc = subprocess.Popen(cmd, cwd=cwd, env=subprocess_env(env_extra),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    return proc
+
+
 def write_videos(folder, labels, frames=16, size=32, seed=0):
     """Synthetic MP4s of the given class indices in ``folder`` (a Path)."""
     import numpy as np

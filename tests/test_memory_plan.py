@@ -6,8 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO_ROOT, call_main
-from mmengine.registry import init_default_scope
+from conftest import REPO_ROOT, call_main, tiny_recognizer
 
 from stan_mmaction.utils.memory_plan import (Activations, ModelCounts,
                                              count_activations, count_model,
@@ -15,19 +14,6 @@ from stan_mmaction.utils.memory_plan import (Activations, ModelCounts,
 
 TINY = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 TOOL = 'tools/analysis_tools/memory_plan.py'
-
-
-def _tiny(frozen_stages=-1):
-    from mmaction.registry import MODELS
-    init_default_scope('mmaction')
-    torch.manual_seed(0)
-    return MODELS.build(dict(
-        type='Recognizer3D',
-        backbone=dict(type='StanCLIPBackbone', arch='tiny',
-                      num_stan_layers=2, pretrained=None,
-                      frozen_stages=frozen_stages, drop_path_rate=0.),
-        cls_head=dict(type='TimeSformerHead', num_classes=8,
-                      in_channels=32)))
 
 
 def _forward(device, dtype=torch.float32):
@@ -40,8 +26,8 @@ def test_meta_count_equals_the_cpu_saved_tensors():
     CPU training forward saves: the same in every block; outside them
     (patch embedding, head) within 0.1% (the CPU convolution keeps its own
     layout)."""
-    meta = count_activations(_tiny(), _forward('meta'))
-    cpu = count_activations(_tiny(), _forward('cpu'), device='cpu')
+    meta = count_activations(tiny_recognizer(), _forward('meta'))
+    cpu = count_activations(tiny_recognizer(), _forward('cpu'), device='cpu')
     assert meta.blocks == cpu.blocks
     assert meta.block_inputs == cpu.block_inputs
     assert meta.total == pytest.approx(cpu.total, rel=1e-3)
@@ -49,8 +35,8 @@ def test_meta_count_equals_the_cpu_saved_tensors():
     assert all(b > 0 for b in meta.blocks)
     # CLIP blocks see 4 videos x 8 frames x 17 tokens x 64 channels fp32.
     assert meta.block_inputs[0] == 4 * 8 * 17 * 64 * 4
-    half = count_activations(_tiny(), _forward('meta', torch.bfloat16),
-                             torch.bfloat16)
+    half = count_activations(tiny_recognizer(),
+                             _forward('meta', torch.bfloat16), torch.bfloat16)
     assert 0.45 * meta.total < half.total < 0.6 * meta.total
 
 
@@ -60,8 +46,8 @@ def test_checkpointed_activations_and_model_counts():
     # outside blocks 400, inputs 40, one block recomputed at a time 300
     assert acts.checkpointed == 400 + 40 + 300
     assert Activations(total=50).checkpointed == 50
-    counts = count_model(_tiny(frozen_stages=0))
-    model = _tiny(frozen_stages=0)
+    counts = count_model(tiny_recognizer(frozen_stages=0))
+    model = tiny_recognizer(frozen_stages=0)
     assert counts.params == sum(p.numel() for p in model.parameters())
     assert counts.trainable == counts.params - sum(
         p.numel() for p in model.backbone.visual.conv1.parameters()) - sum(
@@ -121,3 +107,14 @@ def test_tool_refuses_bad_arguments(args):
     res = call_main(TOOL, [TINY, *args])
     assert res.returncode == 2
     assert '--gpus' in res.stderr or '--gpu-mem' in res.stderr
+
+
+def test_tool_refuses_cuda_measurement_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    res = call_main(TOOL, [TINY, '--gpus', '8', '--gpu-mem', '80',
+                           '--measure', '--device', 'cuda'])
+    assert res.returncode == 1
+    assert '--device cuda: no CUDA device here' in res.stderr
+    res = call_main(TOOL, [TINY, '--gpus', '8', '--gpu-mem', '80',
+                           '--device', 'tpu'])
+    assert res.returncode == 2 and '--device' in res.stderr

@@ -5,10 +5,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import torch
-from conftest import REPO_ROOT, run_tool, subprocess_env
+from conftest import REPO_ROOT, run_tool, start_until_file, subprocess_env
 
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 # 16 training videos in batches of 2: 8 iterations an epoch; validate once
@@ -37,14 +36,9 @@ def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr[-3000:]
 
-    proc = subprocess.Popen(train_cmd(work_b), cwd=demo_workspace,
-                            env=subprocess_env(ENV),
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not osp.exists(osp.join(work_b, 'epoch_1.pth')):
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.05)
+    proc = start_until_file(train_cmd(work_b),
+                            osp.join(work_b, 'epoch_1.pth'),
+                            cwd=demo_workspace, env_extra=ENV)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert not osp.exists(osp.join(work_b, 'epoch_3.pth'))

@@ -7,12 +7,11 @@ import os.path as osp
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from conftest import REPO_ROOT, subprocess_env
-from mmengine.registry import init_default_scope
+from conftest import (REPO_ROOT, start_until_file, subprocess_env,
+                      tiny_recognizer)
 
 from stan_mmaction.engine.sharding import (fp32_output_modules,
                                            frozen_root_params, fsdp_units)
@@ -40,25 +39,14 @@ def _names(model, modules):
     return [n for n, m in model.named_modules() if id(m) in ids]
 
 
-def _tiny(frozen_stages):
-    from mmaction.registry import MODELS
-    init_default_scope('mmaction')
-    return MODELS.build(dict(
-        type='Recognizer3D',
-        backbone=dict(type='StanCLIPBackbone', arch='tiny',
-                      num_stan_layers=2, pretrained=None,
-                      frozen_stages=frozen_stages),
-        cls_head=dict(type='TimeSformerHead', num_classes=8,
-                      in_channels=32)))
-
-
 def test_units_never_mix_frozen_and_trainable():
-    model = _tiny(frozen_stages=0)
+    model = tiny_recognizer(frozen_stages=0)
     units = fsdp_units(model)
-    assert _names(model, units) == [
+    names = [
         'backbone.visual.conv1', 'backbone.visual.ln_pre',
         *[f'backbone.visual.transformer.resblocks.{i}' for i in range(4)],
         'backbone.stan_branch.layers.0', 'backbone.stan_branch.layers.1']
+    assert _names(model, units) == names
     for unit in units:
         assert len({p.requires_grad for p in unit.parameters()}) == 1
     frozen = {id(p) for p in frozen_root_params(model, units)}
@@ -70,16 +58,32 @@ def test_units_never_mix_frozen_and_trainable():
     root = [p for p in model.parameters() if id(p) not in inside]
     assert root and all(p.requires_grad for p in root)
 
-    # Two frozen blocks: still one unit each; nothing frozen -> no
-    # parameter left out.
-    model = _tiny(frozen_stages=2)
-    assert [u.training for u in fsdp_units(model)][:4] == [False] * 4
-    assert frozen_root_params(_tiny(-1), fsdp_units(_tiny(-1))) == []
+    # Two frozen blocks: still one unit each (the same units), frozen and
+    # in eval mode; nothing frozen -> no parameter left out.
+    model = tiny_recognizer(frozen_stages=2)
+    units = fsdp_units(model)
+    assert _names(model, units) == names
+    assert [u.training for u in units][:4] == [False] * 4
+    model = tiny_recognizer(-1)
+    assert frozen_root_params(model, fsdp_units(model)) == []
+
+
+def test_wrapper_refuses_ignored_parameters_it_chooses_itself():
+    """Before any sharding (no process group needed): the wrapper leaves
+    the frozen root parameters out itself; a user's own list would clash."""
+    from stan_mmaction.engine import StanFullyShardedDataParallel
+    model = tiny_recognizer(frozen_stages=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match='chooses the ignored parameters'):
+        StanFullyShardedDataParallel(
+            model, ignored_modules=[model.backbone.visual.conv1])
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
 
 
 def test_fp32_outputs_of_recognizers_and_retrievers():
     from mmaction.registry import MODELS
-    model = _tiny(-1)  # (sets the default scope)
+    model = tiny_recognizer(-1)
     assert fp32_output_modules(model) == [model.cls_head]
     retriever = MODELS.build(dict(
         type='StanVideoTextRetriever',
@@ -281,14 +285,9 @@ def test_fsdp_training_equals_one_process_and_resumes(demo_workspace,
 
     # 3. SIGKILL of every process after the first epoch's checkpoint, then
     # --resume: the same losses and the same weights, bit for bit.
-    proc = subprocess.Popen(_train_cmd(fsdp_cfg, killed, gpus=2),
-                            cwd=demo_workspace, env=subprocess_env(ENV),
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not osp.exists(osp.join(killed, 'last_checkpoint')):
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.05)
+    proc = start_until_file(_train_cmd(fsdp_cfg, killed, gpus=2),
+                            osp.join(killed, 'last_checkpoint'),
+                            cwd=demo_workspace, env_extra=ENV)
     _kill_all(proc)
     assert not osp.exists(osp.join(killed, 'epoch_2.pth'))
     log = _run(_train_cmd(fsdp_cfg, killed, '--resume', gpus=2),

@@ -61,12 +61,15 @@ def fsdp_units(model: nn.Module) -> List[nn.Module]:
     return units
 
 
+def unit_param_ids(units: Iterable[nn.Module]) -> Set[int]:
+    """``id`` of every parameter inside ``units``."""
+    return {id(p) for unit in units for p in unit.parameters()}
+
+
 def frozen_root_params(model: nn.Module,
                        units: Iterable[nn.Module]) -> List[nn.Parameter]:
     """Frozen parameters outside every unit: FSDP leaves them out."""
-    inside: Set[int] = set()
-    for unit in units:
-        inside.update(id(p) for p in unit.parameters())
+    inside = unit_param_ids(units)
     return [p for p in model.parameters()
             if id(p) not in inside and not p.requires_grad]
 
@@ -89,6 +92,15 @@ def fp32_output_modules(model: nn.Module) -> List[nn.Module]:
     return [m for m in (getattr(model, 'backbone', None),
                         getattr(model, 'text_encoder', None))
             if m is not None and getattr(model, 'head', None) is not None]
+
+
+def _as_device(device_id) -> Optional[torch.device]:
+    """FSDP's ``device_id`` (an int: that CUDA device) as a device."""
+    if device_id is None or isinstance(device_id, torch.device):
+        return device_id
+    if isinstance(device_id, int):
+        return torch.device('cuda', device_id)
+    return torch.device(device_id)
 
 
 def _unit_policy(unit_ids: Set[int]):
@@ -127,10 +139,10 @@ class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
                  device_id: Union[int, str, torch.device, None] = None,
                  auto_wrap_policy=None,
                  **kwargs):
-        if device_id is not None and not torch.cuda.is_available() and \
-                torch.device(device_id if not isinstance(device_id, int)
-                             else 'cuda').type == 'cuda':
-            device_id = torch.device('cpu')
+        device = _as_device(device_id)
+        if device is not None and device.type == 'cuda' and \
+                not torch.cuda.is_available():
+            device_id = device = torch.device('cpu')
         if auto_wrap_policy is None:
             units = fsdp_units(module)
             auto_wrap_policy = _unit_policy({id(u) for u in units})
@@ -144,11 +156,7 @@ class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
                         'them yourself')
                 kwargs['ignored_states'] = ignored + list(
                     kwargs.pop('ignored_states', None) or [])
-                if device_id is not None and torch.device(
-                        device_id if not isinstance(device_id, int) else
-                        'cuda').type == 'cuda':
-                    device = torch.device('cuda', device_id) if isinstance(
-                        device_id, int) else torch.device(device_id)
+                if device is not None and device.type == 'cuda':
                     for param in ignored:
                         param.data = param.data.to(device)
         if kwargs.get('mixed_precision') is not None:

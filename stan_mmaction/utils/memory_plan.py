@@ -46,13 +46,6 @@ USABLE = 0.9
 STRATEGIES = ('DDP', 'FSDP', 'ZeRO-2')
 
 
-def _checkpointed_types():
-    from open_clip.transformer import ResidualAttentionBlock
-
-    from ..models.stan_branch import STANLayer
-    return (ResidualAttentionBlock, STANLayer)
-
-
 @contextlib.contextmanager
 def _fused_attention_on_meta():
     """On ``meta`` tensors SDPA picks its unfused math path (which saves the
@@ -102,20 +95,21 @@ def count_activations(model: nn.Module, forward: Callable[[nn.Module], None],
     when saved. ``model`` is moved to ``device`` (``meta``: no compute, no
     memory; use a copy you can spare) and cast to ``dtype``; ``forward``
     makes its inputs on that device."""
+    from ..engine.sharding import BLOCK_TYPES
     model = model.to(device=device, dtype=dtype)
     model.train()
-    if hasattr(model, 'set_grad_checkpointing'):
-        model.set_grad_checkpointing(False)
-    for module in model.modules():
-        if hasattr(module, 'set_grad_checkpointing') and module is not model:
+    for module in model.modules():  # the model, towers, open_clip parts
+        if hasattr(module, 'set_grad_checkpointing'):
             module.set_grad_checkpointing(False)
     params = {p.untyped_storage()._cdata for p in model.parameters()}
     seen: Dict[int, int] = {}
     owner: Dict[int, Optional[int]] = {}
     stack: List[int] = []
     block_inputs: List[int] = []
+    # what grad_checkpointing recomputes: CLIP blocks and STAN layers (the
+    # FSDP units)
     blocks: List[nn.Module] = [m for m in model.modules()
-                               if isinstance(m, _checkpointed_types())]
+                               if isinstance(m, BLOCK_TYPES)]
     index = {id(m): i for i, m in enumerate(blocks)}
     handles = []
 
@@ -165,10 +159,11 @@ class ModelCounts:
 
 
 def count_model(model: nn.Module) -> ModelCounts:
-    from ..engine.sharding import frozen_root_params, fsdp_units
+    from ..engine.sharding import (frozen_root_params, fsdp_units,
+                                   unit_param_ids)
     units = fsdp_units(model)
     frozen = frozen_root_params(model, units)
-    inside = {id(p) for u in units for p in u.parameters()}
+    inside = unit_param_ids(units)
     root = sum(p.numel() for p in model.parameters()
                if id(p) not in inside) - sum(p.numel() for p in frozen)
     sizes = [sum(p.numel() for p in u.parameters()) for u in units]

@@ -21,6 +21,11 @@ def _rss_kb(field: str) -> int:
     return 0
 
 
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; 0 elsewhere)."""
+    return _rss_kb('VmRSS') * 1024
+
+
 class PeakMemory:
     """Peak memory of a block above what the process held when it began
     (bytes, in ``.peak``). CPU: resets the kernel's peak-RSS mark (VmHWM,
@@ -43,7 +48,7 @@ class PeakMemory:
         else:
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')  # reset VmHWM to the current RSS
-            self.base = _rss_kb('VmRSS') * 1024
+            self.base = rss_bytes()
         return self
 
     def __exit__(self, *exc):

@@ -40,7 +40,8 @@ from stan_mmaction.utils.checks import positive_int  # noqa: E402
 from stan_mmaction.utils.memory_plan import (USABLE, GiB,  # noqa: E402
                                              count_activations, count_model,
                                              plan, single_process_fp32)
-from stan_mmaction.utils.profiling import PeakMemory, machine  # noqa: E402
+from stan_mmaction.utils.profiling import (PeakMemory, machine,  # noqa: E402
+                                           rss_bytes)
 
 MiB = 1024**2
 
@@ -75,8 +76,8 @@ def parse_args(argv=None):
                    help='batch of the measurement (default: --batch-size)')
     p.add_argument('--measure-frames', type=positive_int, default=None,
                    help='frames of the measurement (default: --frames)')
-    p.add_argument('--device', default='cpu',
-                   help='device of the measurement (cpu, cuda)')
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'],
+                   help='device of the measurement')
     p.add_argument('--json', default=None, help='write the results here')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     p.add_argument('--measure-one', choices=['plain', 'checkpointed'],
@@ -112,14 +113,6 @@ def build(args):
     return model, batch, frames, shape
 
 
-def _rss() -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def measure_one(args) -> dict:
     """In this (fresh) process: memory of fp32 training, in two parts.
     ``static``: what building the model and one warm-up step on a minimal
@@ -128,15 +121,16 @@ def measure_one(args) -> dict:
     real batch above that (gradients kept allocated between steps, as the
     warm-up left them)."""
     cuda = args.device == 'cuda'
-    start = torch.cuda.memory_allocated() if cuda else _rss()
+    start = torch.cuda.memory_allocated() if cuda else rss_bytes()
     model, batch, frames, shape = build(args)
     batch = args.measure_batch or batch
     frames = args.measure_frames or frames
     ckpt = args.measure_one == 'checkpointed'
     model = model.to(args.device).train()
-    model.set_grad_checkpointing(ckpt) if hasattr(
-        model, 'set_grad_checkpointing') else \
-        model.backbone.set_grad_checkpointing(ckpt)
+    # retrievers switch both towers; recognizers have only the backbone's
+    switch = getattr(model, 'set_grad_checkpointing', None) or \
+        model.backbone.set_grad_checkpointing
+    switch(ckpt)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6)
 
@@ -148,7 +142,7 @@ def measure_one(args) -> dict:
 
     steps(make_forward(model, 1, 2, shape.crop, shape.context_length,
                        device=args.device), 1)
-    static = (torch.cuda.memory_allocated() if cuda else _rss()) - start
+    static = (torch.cuda.memory_allocated() if cuda else rss_bytes()) - start
     forward = make_forward(model, batch, frames, shape.crop,
                            shape.context_length, device=args.device)
     with PeakMemory(args.device) as peak:
@@ -200,7 +194,6 @@ def main(argv=None):
         raise SystemExit('--device cuda: no CUDA device here')
     model, batch, frames, shape = build(args)
     counts = count_model(model)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
     acts = count_activations(model, make_forward(
         model, batch, frames, shape.crop, shape.context_length,
         dtype=torch.bfloat16), torch.bfloat16)
@@ -232,8 +225,9 @@ def main(argv=None):
     if args.measure:
         mb = args.measure_batch or batch
         mf = args.measure_frames or frames
-        fresh, _, _, _ = build(args)
-        fresh.load_state_dict(state)
+        # a fresh build (the first is on the meta device in bf16 now);
+        # its random weights do not matter, only shapes are counted
+        fresh = build(args)[0]
         acts32 = count_activations(fresh, make_forward(
             fresh, mb, mf, shape.crop, shape.context_length), torch.float32)
         info = machine()
