@@ -12,12 +12,23 @@ import torch
 from conftest import (REPO_ROOT, call_main, run_tool, save_random_checkpoint,
                       subprocess_env, write_videos)
 
+from stan_mmaction.apis.precision import AUTO_DTYPE_ENV
 from stan_mmaction.datasets import SYNTHETIC_CLASSES
 
 RETRIEVAL_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                          'stan_tiny_synthetic_retrieval.py')
 RECOGNITION_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                            'stan_tiny_synthetic.py')
+
+
+@pytest.fixture(params=['fp32', 'bf16'])
+def auto_decision(request, monkeypatch):
+    """What ``--dtype auto`` resolves to, forced (STAN_MMACTION_AUTO_DTYPE):
+    the tools' default path as on a CPU without (fp32) and with (bf16)
+    native bf16, whatever this machine has. Set in this process and so in
+    the subprocesses the tests start."""
+    monkeypatch.setenv(AUTO_DTYPE_ENV, request.param)
+    return request.param
 
 
 def run_inproc(args):
@@ -57,8 +68,9 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     from stan_mmaction.apis.search_index import VideoIndex
     saved = VideoIndex.load(index)
     assert sorted(saved.entries) == sorted(videos)
+    # Compared in the dtype the tool chose (`auto`: machine-dependent).
     from stan_mmaction.apis import embed_video, init_model
-    ref = init_model(RETRIEVAL_CFG, ckpt)
+    ref = init_model(RETRIEVAL_CFG, ckpt, dtype=saved.dtype)
     torch.testing.assert_close(saved.entries[videos[0]]['embedding'],
                                embed_video(ref, videos[0]))
 
@@ -121,13 +133,16 @@ def test_search_never_mixes_models(retrieval_setup, tmp_path):
     assert res.returncode != 0  # still refused: nothing was mixed in
 
 
-def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
-    """Video embeddings placed at known cosines to the query's embedding:
-    the ranked list must follow them."""
+def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path,
+                                          auto_decision):
+    """Video embeddings placed at known cosines to the query's embedding
+    (computed in the dtype `auto` resolves to, as the tool does): the
+    ranked list must follow them."""
     root, ckpt, model, videos = retrieval_setup
     from stan_mmaction.apis import embed_texts, init_model
     query = 'a small red square moves left, then up'
-    text = embed_texts(init_model(RETRIEVAL_CFG, ckpt), [query])[0]
+    text = embed_texts(init_model(RETRIEVAL_CFG, ckpt, dtype=auto_decision),
+                       [query])[0].float()
     other = torch.nn.functional.normalize(torch.randn(32), dim=0)
     other = torch.nn.functional.normalize(other - (other @ text) * text,
                                           dim=0)  # orthogonal to text
@@ -137,6 +152,7 @@ def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
                 RETRIEVAL_CFG, '--checkpoint', ckpt, '--index', index])
     from stan_mmaction.apis.search_index import VideoIndex
     data = VideoIndex.load(index)
+    assert data.dtype == auto_decision
     for path, c in zip(videos, cosines):
         emb = c * text + (1 - c**2)**0.5 * other
         data.entries[path]['embedding'] = emb
@@ -158,15 +174,21 @@ def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path):
     assert image.shape == (3 * 96, 4 * 128, 3)
 
 
-def test_extract_features_writes_embeddings(retrieval_setup, tmp_path):
+def test_extract_features_writes_embeddings(retrieval_setup, tmp_path,
+                                            auto_decision):
+    """Default --dtype (auto) under both decisions, compared with the
+    library in the dtype the tool recorded (fp32 in a subprocess, the
+    tool's command line; bf16 in this process)."""
     root, ckpt, model, videos = retrieval_setup
     out = tmp_path / 'feats'
-    res = run_tool(['extract_features.py', RETRIEVAL_CFG, '--checkpoint',
-                    ckpt, '--videos', str(root / 'videos'), '--out-dir',
-                    str(out)])
+    args = ['extract_features.py', RETRIEVAL_CFG, '--checkpoint', ckpt,
+            '--videos', str(root / 'videos'), '--out-dir', str(out)]
+    res = run_tool(args) if auto_decision == 'fp32' else run_inproc(args)
     assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['dtype'] == auto_decision
     from stan_mmaction.apis import embed_video, init_model
-    ref = init_model(RETRIEVAL_CFG, ckpt)
+    ref = init_model(RETRIEVAL_CFG, ckpt, dtype=auto_decision)
     emb = np.load(out / (osp.splitext(osp.basename(videos[0]))[0] + '.npy'))
     assert emb.shape == (32, )
     np.testing.assert_allclose(emb, embed_video(ref, videos[0]).numpy(),
@@ -186,16 +208,24 @@ def recognition_setup(tmp_path_factory):
     return root, ckpt, str(labels), short, long
 
 
-def test_demo_prints_top5_and_writes_gif(recognition_setup):
+def test_demo_prints_top5_and_writes_gif(recognition_setup, auto_decision):
+    """Default --dtype (auto) under both decisions: the same top-5 as the
+    library computes in that dtype (fp32 in a subprocess, the script's
+    command line; bf16 in this process)."""
     root, ckpt, labels, short, long = recognition_setup
-    out = str(root / 'annotated.gif')
-    res = subprocess.run(
-        [sys.executable, osp.join(REPO_ROOT, 'demo', 'demo.py'), long,
-         RECOGNITION_CFG, ckpt, '--label-map', labels, '--window', '100',
-         '--out-file', out], cwd=REPO_ROOT, env=subprocess_env(),
-        capture_output=True, text=True, timeout=300)
+    out = str(root / f'annotated_{auto_decision}.gif')
+    args = [long, RECOGNITION_CFG, ckpt, '--label-map', labels, '--window',
+            '100', '--out-file', out]
+    if auto_decision == 'fp32':
+        res = subprocess.run(
+            [sys.executable, osp.join(REPO_ROOT, 'demo', 'demo.py'), *args],
+            cwd=REPO_ROOT, env=subprocess_env(), capture_output=True,
+            text=True, timeout=300)
+    else:
+        res = call_main('demo/demo.py', args)
     assert res.returncode == 0, res.stderr[-3000:]
     assert '(250 frames, 3 window(s))' in res.stdout
+    assert f'; {auto_decision})' in res.stdout  # the Throughput line
     printed = [line.split('. ', 1)[1].rsplit(': ', 1)
                for line in res.stdout.splitlines() if line[:2] in
                ('1.', '2.', '3.', '4.', '5.')]
@@ -203,12 +233,12 @@ def test_demo_prints_top5_and_writes_gif(recognition_setup):
     # The same top-5 as the library computes: mean of the 3 windows.
     from stan_mmaction.apis import init_model, iter_clips, recognize_clip
     from stan_mmaction.utils import clip_shape
-    model = init_model(RECOGNITION_CFG, ckpt)
+    model = init_model(RECOGNITION_CFG, ckpt, dtype=auto_decision)
     shape = clip_shape(model.cfg)
     scores = torch.stack([
         recognize_clip(model, clip) for clip, _, _ in iter_clips(
             long, shape.frames, shape.short_side, shape.crop, window=100)
-    ]).mean(0)
+    ]).float().mean(0)
     values, idx = scores.topk(5)
     assert [n for n, _ in printed] == [SYNTHETIC_CLASSES[i].replace('_', ' ')
                                        for i in idx.tolist()]

@@ -47,11 +47,36 @@ def copy_folder(setup, dest):
     return str(dest)
 
 
+def test_auto_decision_can_be_forced(monkeypatch):
+    """STAN_MMACTION_AUTO_DTYPE replaces what ``auto`` would pick from the
+    machine (both ways), leaves explicit dtypes alone, and a bad value is
+    a named error."""
+    monkeypatch.setenv(precision.AUTO_DTYPE_ENV, 'bf16')
+    assert resolve_dtype('auto', 'cpu', cpuinfo=AVX2) == 'bf16'
+    assert resolve_dtype('fp32', 'cpu', cpuinfo=AVX2) == 'fp32'
+    monkeypatch.setenv(precision.AUTO_DTYPE_ENV, 'fp32')
+    assert resolve_dtype('auto', 'cpu', cpuinfo=AMX) == 'fp32'
+    assert resolve_dtype('auto', 'cuda') == 'fp32'
+    assert resolve_dtype('bf16', 'cpu', cpuinfo=AMX) == 'bf16'
+    monkeypatch.setenv(precision.AUTO_DTYPE_ENV, 'fp16')
+    assert resolve_dtype('auto', 'cuda:0') == 'fp16'
+    with pytest.raises(ValueError, match='STAN_MMACTION_AUTO_DTYPE=fp16: '
+                       'fp16 is for GPUs'):
+        resolve_dtype('auto', 'cpu')
+    monkeypatch.setenv(precision.AUTO_DTYPE_ENV, 'float32')
+    with pytest.raises(ValueError, match="STAN_MMACTION_AUTO_DTYPE="
+                       "'float32': use one of fp32, bf16, fp16"):
+        resolve_dtype('auto', 'cpu')
+    monkeypatch.setenv(precision.AUTO_DTYPE_ENV, '')  # empty: not forced
+    assert resolve_dtype('auto', 'cpu', cpuinfo=AVX2) == 'fp32'
+
+
 def cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(a.float(), b.float(), dim=-1)
 
 
 def test_auto_resolves_from_the_cpu_features(monkeypatch):
+    monkeypatch.delenv(precision.AUTO_DTYPE_ENV, raising=False)
     assert resolve_dtype('auto', 'cpu', cpuinfo=AMX) == 'bf16'
     assert resolve_dtype('auto', 'cpu', cpuinfo=AVX512_BF16) == 'bf16'
     assert resolve_dtype('auto', 'cpu', cpuinfo=AVX2) == 'fp32'

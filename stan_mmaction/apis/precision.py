@@ -9,8 +9,11 @@ or AMX) and had cosine 1.0000 to fp32 (``tools/analysis_tools/benchmark.py
 
 ``auto`` picks bf16 on a GPU that supports it (fp16 on one that does not)
 and on a CPU with native bf16, fp32 on other CPUs (where bf16 is emulated,
-~100x slower than fp32).
+~100x slower than fp32). ``STAN_MMACTION_AUTO_DTYPE=fp32|bf16|fp16`` forces
+that decision (e.g. to run on an AVX2 machine what ``auto`` does on an AMX
+one, as the tests do); explicit ``--dtype`` values are not affected.
 """
+import os
 import time
 from typing import Optional
 
@@ -23,6 +26,8 @@ DTYPE_CHOICES = ('auto', 'fp32', 'bf16', 'fp16')
 TORCH_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
                 'fp16': torch.float16}
 _CPU_NATIVE_BF16 = None
+#: Environment variable that forces what ``auto`` resolves to.
+AUTO_DTYPE_ENV = 'STAN_MMACTION_AUTO_DTYPE'
 
 
 def native_bf16_cpu() -> bool:
@@ -48,12 +53,22 @@ def resolve_dtype(name: str, device='cpu',
             from (default: this machine's, read once).
 
     Raises:
-        ValueError: an unknown name, or fp16 on a CPU.
+        ValueError: an unknown name, fp16 on a CPU, or a bad
+            ``STAN_MMACTION_AUTO_DTYPE``.
     """
     if name not in DTYPE_CHOICES:
         raise ValueError(f'dtype {name!r}: use one of '
                          f'{", ".join(DTYPE_CHOICES)}')
     cuda = _is_cuda(device)
+    forced = os.environ.get(AUTO_DTYPE_ENV, '')
+    if name == 'auto' and forced:
+        if forced not in TORCH_DTYPES:
+            raise ValueError(f'{AUTO_DTYPE_ENV}={forced!r}: use one of '
+                             f'{", ".join(TORCH_DTYPES)} (or unset it)')
+        if forced == 'fp16' and not cuda:
+            raise ValueError(f'{AUTO_DTYPE_ENV}=fp16: fp16 is for GPUs; on '
+                             'CPU use bf16 or fp32')
+        return forced
     if name == 'auto':
         if cuda:
             return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
