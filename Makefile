@@ -8,7 +8,7 @@ STAMP := $(VENV)/.stan_installed
 
 .PHONY: venv test test-lowest test-deepspeed demo clean-venv
 
-$(STAMP): requirements/pinned.txt requirements/runtime.txt setup.py
+$(STAMP): requirements/pinned.txt requirements/runtime.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements/pinned.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
@@ -49,9 +49,10 @@ LOWEST_TESTS := tests/test_backbone.py tests/test_clip_weights.py \
 	tests/test_train_test_tools.py tests/test_inference_tools.py \
 	tests/test_clip_shape.py tests/test_get_flops.py tests/test_zero_shot.py \
 	tests/test_retrieval_metric.py tests/test_precision.py \
-	tests/test_sharding.py
+	tests/test_sharding.py tests/test_mmaction_tools.py \
+	tests/test_scope_and_commands.py
 
-$(LOWEST_STAMP): requirements/lowest.txt setup.py
+$(LOWEST_STAMP): requirements/lowest.txt pyproject.toml
 	$(PYTHON) -m venv $(LOWEST_VENV)
 	$(LOWEST_PY) -m pip install -q -r requirements/lowest.txt
 	$(LOWEST_PY) -m pip install -q --no-deps --no-build-isolation -e .

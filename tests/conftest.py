@@ -21,6 +21,18 @@ def subprocess_env(env_extra: dict = None) -> dict:
     return env
 
 
+def readme_block(marker: str) -> str:
+    """The first fenced code block after the README line ``<!-- tested
+    verbatim: MARKER -->`` (the test that runs it names itself)."""
+    with open(osp.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
+        text = f.read()
+    tag = f'<!-- tested verbatim: {marker} -->'
+    assert tag in text, tag
+    after = text.split(tag, 1)[1]
+    body = after.split('```', 2)[1]
+    return body.split('\n', 1)[1]  # without the ```python line
+
+
 def run_python(code: str, env_extra: dict = None, timeout: int = 300):
     """Run ``python -c code`` in a fresh interpreter from the repo root."""
     return subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT,

@@ -11,6 +11,8 @@ from conftest import REPO_ROOT, call_main, run_tool
 COMPARE = sorted(osp.join('configs', 'compare', name) for name in (
     'tsn_r18_tiny_synthetic.py', 'tsm_r18_tiny_synthetic.py',
     'x3d_tiny_synthetic.py'))
+# The MMAction2 model base each one writes out.
+MMACTION_BASE = {'tsn': 'tsn_r50.py', 'tsm': 'tsm_r50.py', 'x3d': 'x3d.py'}
 X3D_S = 'mmaction::recognition/x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py'
 
 
@@ -18,10 +20,22 @@ X3D_S = 'mmaction::recognition/x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py'
 def test_compare_configs_are_mmaction_models_on_the_demo_data(rel):
     from mmengine.config import Config
 
-    from stan_mmaction.utils import build_model_without_weights
-    text = open(osp.join(REPO_ROOT, rel)).read()
-    assert "'mmaction::_base_/models/" in text  # MMAction2's own model
+    from stan_mmaction.utils import build_model_without_weights, load_config
+
+    # No `pkg::` base: it loads in MMAction2's own tools too.
+    assert not any('::' in b for b in Config._get_base_files(
+        osp.join(REPO_ROOT, rel)))
     cfg = Config.fromfile(osp.join(REPO_ROOT, rel))
+    # MMAction2's own model: the types and input handling of its base.
+    base = load_config('mmaction::_base_/models/' +
+                       MMACTION_BASE[osp.basename(rel)[:3]]).model
+    for part in ('backbone', 'cls_head'):
+        assert cfg.model[part].type == base[part].type
+    assert cfg.model.type == base.type
+    assert {k: v for k, v in cfg.model.data_preprocessor.items()
+            if k != '_scope_'} == {k: v for k, v in
+                                   base.data_preprocessor.items()
+                                   if k != '_scope_'}
     demo = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'demo',
                                     'stan_tiny_synthetic.py'))
     # Same data, sampling, schedule and seed as the STAN demo.
@@ -32,6 +46,8 @@ def test_compare_configs_are_mmaction_models_on_the_demo_data(rel):
     assert cfg.optim_wrapper == demo.optim_wrapper
     assert cfg.param_scheduler == demo.param_scheduler
     assert cfg.train_cfg == demo.train_cfg and cfg.randomness.seed == 0
+    from mmengine.registry import init_default_scope
+    init_default_scope(cfg.default_scope)  # as the runner does
     model = build_model_without_weights(cfg.model)
     model.init_weights()  # from random initialisation, nothing to load
     assert model.cls_head.num_classes == 8

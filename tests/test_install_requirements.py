@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, readme_block
 
 
 def read(path):
@@ -25,10 +25,19 @@ def pinned_versions(path='requirements/pinned.txt'):
 
 @pytest.fixture(scope='module')
 def wheel(tmp_path_factory):
+    """The wheel, built from a copy of the working tree (no stale build/
+    folder of the repository can end up in it), with this environment's
+    setuptools."""
+    import shutil
+    src = tmp_path_factory.mktemp('src') / 'stan_mmaction'
+    skip = shutil.ignore_patterns(
+        '.git', '.venv*', 'build', 'dist', 'work_dirs', 'data', '*.egg-info',
+        '__pycache__', '.pytest_cache')
+    shutil.copytree(REPO_ROOT, src, symlinks=True, ignore=skip)
     out = tmp_path_factory.mktemp('wheel')
     res = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q',
                           '--no-deps', '--no-build-isolation', '-w',
-                          str(out), REPO_ROOT], capture_output=True,
+                          str(out), str(src)], capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     return str(out)
@@ -114,3 +123,73 @@ def test_a_missing_dependency_is_what_gets_planned(wheel, tmp_path):
     python = fake_env(tmp_path / 'env', dists)
     res = resolve(python, wheel, str(tmp_path / 'r.json'))
     assert res.returncode != 0 and 'einops' in res.stdout + res.stderr
+
+
+def test_the_wheel_is_a_working_plugin(wheel, tmp_path):
+    """pip install of the wheel alone (--no-deps, into a folder) gives the
+    configs, tools and the `stan-mmaction` command: from a folder outside
+    the repository, a user config inheriting a shipped config trains and
+    tests on tiny data, with the installed package (not the clone)."""
+    import glob
+    import zipfile
+    whl = glob.glob(osp.join(wheel, '*.whl'))[0]
+    names = zipfile.ZipFile(whl).namelist()
+    for shipped in ('stan_mmaction/.mim/model-index.yml',
+                    'stan_mmaction/.mim/configs/stan_vitb16_k400.py',
+                    'stan_mmaction/.mim/configs/_base_/default_runtime.py',
+                    'stan_mmaction/.mim/configs/metafile.yml',
+                    'stan_mmaction/.mim/tools/train.py',
+                    'stan_mmaction/.mim/tools/dist_train.sh',
+                    'stan_mmaction/.mim/tools/analysis_tools/get_flops.py',
+                    'stan_mmaction/.mim/demo/demo.py'):
+        assert shipped in names, shipped
+    assert not any('__pycache__' in n or n.startswith('tests/')
+                   for n in names)
+    site = tmp_path / 'site'
+    res = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',
+                          '--no-deps', '--no-index', '--target', str(site),
+                          whl], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    command = str(site / 'bin' / 'stan-mmaction')
+
+    user = tmp_path / 'user'  # outside the repository
+    user.mkdir()
+    # The README's config and commands, as written there.
+    (user / 'my_stan.py').write_text(
+        readme_block('tests/test_install_requirements.py'))
+    train = 'train my_stan.py --work-dir work'
+    test = 'test my_stan.py work/epoch_1.pth --work-dir work --dump ' \
+        'results.pkl'
+    with open(osp.join(REPO_ROOT, 'README.md')) as f:
+        readme = f.read()
+    assert f'stan-mmaction {train}\n' in readme
+    assert f'stan-mmaction {test}\n' in readme
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    env['PYTHONPATH'] = str(site)
+
+    def run(*args):
+        return subprocess.run(args, cwd=user, env=env, capture_output=True,
+                              text=True, timeout=600)
+
+    res = run(sys.executable, '-c', 'import stan_mmaction; '
+              'from stan_mmaction.datasets import make_synthetic_dataset; '
+              'print(stan_mmaction.__file__); make_synthetic_dataset('
+              '"data/synthetic", dict(train=2, val=1), seed=0)')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith(str(site))
+    res = run(command, 'config-path', 'demo/stan_tiny_synthetic.py')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == osp.join(
+        str(site), 'stan_mmaction', '.mim', 'configs', 'demo',
+        'stan_tiny_synthetic.py')
+
+    res = run(command, *train.split())
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert 'Epoch(train) [1][1/1]' in log
+    assert 'MultiScaleDeformableAttention' not in log
+    assert 'Failed to search registry' not in log  # the scope resolves
+    res = run(command, *test.split())
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'acc/top1:' in res.stdout + res.stderr
+    assert (user / 'results.pkl').stat().st_size > 0

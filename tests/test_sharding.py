@@ -81,6 +81,22 @@ def test_wrapper_refuses_ignored_parameters_it_chooses_itself():
     assert all(torch.equal(v, after[k]) for k, v in before.items())
 
 
+def test_wrapper_without_processes_names_what_to_run(monkeypatch):
+    """MMAction2's test.py on a sharded config builds the wrapper in a
+    process without a group: our message, not torch's, and the model is
+    left as it was (no hooks added)."""
+    import torch.distributed as dist
+
+    from stan_mmaction.engine import StanFullyShardedDataParallel
+    assert not dist.is_initialized()
+    model = tiny_recognizer(frozen_stages=0)
+    with pytest.raises(RuntimeError, match=r'FSDP needs distributed '
+                       r'processes.*dist_test.sh CONFIG CHECKPOINT N'):
+        StanFullyShardedDataParallel(
+            model, mixed_precision=dict(param_dtype='bfloat16'))
+    assert not model.cls_head._forward_hooks
+
+
 def test_fp32_outputs_of_recognizers_and_retrievers():
     from mmaction.registry import MODELS
     model = tiny_recognizer(-1)

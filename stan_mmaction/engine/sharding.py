@@ -112,6 +112,23 @@ def _unit_policy(unit_ids: Set[int]):
     return policy
 
 
+def _require_process_group(process_group) -> None:
+    """FSDP shards over a process group; without one (MMAction2's
+    ``tools/test.py`` or ``train.py`` on a sharded config, no launcher)
+    torch fails deep inside with "Default process group has not been
+    initialized". Say what to run instead."""
+    import torch.distributed as dist
+    if process_group is None and not (dist.is_available()
+                                      and dist.is_initialized()):
+        raise RuntimeError(
+            'FSDP needs distributed processes, and none were started: '
+            'launch the sharded config with `tools/dist_train.sh CONFIG N` '
+            'or `tools/dist_test.sh CONFIG CHECKPOINT N` (MMAction2\'s or '
+            'ours; N may be 1), or test it in one process with our '
+            '`tools/test.py` (`stan-mmaction test`), which tests sharded '
+            'configs with the plain runner')
+
+
 @MODEL_WRAPPERS.register_module()
 class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
     """``MMFullyShardedDataParallel`` with STAN's units (:func:`fsdp_units`),
@@ -143,22 +160,25 @@ class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
         if device is not None and device.type == 'cuda' and \
                 not torch.cuda.is_available():
             device_id = device = torch.device('cpu')
+        ignored = []
         if auto_wrap_policy is None:
             units = fsdp_units(module)
             auto_wrap_policy = _unit_policy({id(u) for u in units})
             ignored = frozen_root_params(module, units)
-            if ignored:
-                if 'ignored_parameters' in kwargs or \
-                        'ignored_modules' in kwargs:
-                    raise ValueError(
-                        'StanFullyShardedDataParallel chooses the ignored '
-                        'parameters itself; pass auto_wrap_policy to choose '
-                        'them yourself')
-                kwargs['ignored_states'] = ignored + list(
-                    kwargs.pop('ignored_states', None) or [])
-                if device is not None and device.type == 'cuda':
-                    for param in ignored:
-                        param.data = param.data.to(device)
+            if ignored and ('ignored_parameters' in kwargs
+                            or 'ignored_modules' in kwargs):
+                raise ValueError(
+                    'StanFullyShardedDataParallel chooses the ignored '
+                    'parameters itself; pass auto_wrap_policy to choose '
+                    'them yourself')
+        _require_process_group(kwargs.get('process_group'))
+        # Checked, nothing changed so far; now the model is prepared.
+        if ignored:
+            kwargs['ignored_states'] = ignored + list(
+                kwargs.pop('ignored_states', None) or [])
+            if device is not None and device.type == 'cuda':
+                for param in ignored:
+                    param.data = param.data.to(device)
         if kwargs.get('mixed_precision') is not None:
             for part in fp32_output_modules(module):
                 part.register_forward_hook(_to_fp32)
