@@ -50,7 +50,7 @@ LOWEST_TESTS := tests/test_backbone.py tests/test_clip_weights.py \
 	tests/test_clip_shape.py tests/test_get_flops.py tests/test_zero_shot.py \
 	tests/test_retrieval_metric.py tests/test_precision.py \
 	tests/test_sharding.py tests/test_mmaction_tools.py \
-	tests/test_scope_and_commands.py
+	tests/test_scope_and_commands.py tests/test_file_content_safety.py
 
 $(LOWEST_STAMP): requirements/lowest.txt pyproject.toml
 	$(PYTHON) -m venv $(LOWEST_VENV)

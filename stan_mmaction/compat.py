@@ -52,6 +52,20 @@ Known breakages (see README, "Pinned stack"):
    whole gradient). -> :func:`patch_fsdp_clip_grad`: norm clipping of an
    FSDP-wrapped model goes through FSDP's own ``clip_grad_norm_`` (the
    norm of the whole gradient, reduced over the ranks)
+11. mmengine's ``DeepSpeedStrategy`` imports DeepSpeed's removed 1-bit
+   optimizers. -> :func:`patch_deepspeed_optimizers`
+12. mmengine's ``FSDPStrategy`` calls ``optim_state_dict_to_load`` in torch
+   < 2.1's argument order (FSDP resume fails). -> :func:`patch_fsdp_resume`
+13. torch's FSDP copies nothing out of its optimizer-state gather buffer on
+   CPU processes. -> :func:`patch_fsdp_cpu_optim_state`
+14. mmengine executes the config text a checkpoint carries:
+   ``Runner.resume`` and ``FlexibleRunner.resume`` call
+   ``Config.fromstring(checkpoint['meta']['config'], '.py')`` (to compare
+   ``gpu_ids``), and ``BaseInferencer`` given weights alone does the same
+   with ``message_hub.runtime_info.cfg`` / ``meta.cfg`` and builds the
+   model from it. -> :func:`patch_checkpoint_config`: the runners read
+   that text as data (``utils.config_text``, nothing executed), the
+   inferencer refuses it and asks for the config file
 
 Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import
 stan_mmaction`` then loads only this module; used by the tests to show that
@@ -801,6 +815,93 @@ def patch_fsdp_cpu_optim_state() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------
+# 14. config text from checkpoints executed by mmengine
+# --------------------------------------------------------------------------
+class _ConfigLike(type):
+    """Metaclass of the ``Config`` stand-ins below: every class attribute
+    and ``isinstance`` / ``issubclass`` answer is mmengine's ``Config``'s;
+    only ``fromstring`` differs."""
+
+    def __getattr__(cls, name):
+        from mmengine.config import Config
+        return getattr(Config, name)
+
+    def __instancecheck__(cls, obj):
+        from mmengine.config import Config
+        return isinstance(obj, Config)
+
+    def __subclasscheck__(cls, sub):
+        from mmengine.config import Config
+        return issubclass(sub, Config)
+
+    def __call__(cls, *args, **kwargs):
+        from mmengine.config import Config
+        return Config(*args, **kwargs)
+
+
+class DataOnlyConfig(metaclass=_ConfigLike):
+    """``Config`` for the runners' resume: ``fromstring`` reads the text of
+    a checkpoint as data (:func:`.utils.config_text.config_text_to_dict`)
+    and executes nothing."""
+
+    @staticmethod
+    def fromstring(cfg_str: str, file_format: str):
+        from mmengine.config import Config
+
+        from .utils.config_text import config_text_to_dict
+        return Config(config_text_to_dict(cfg_str, file_format))
+
+
+class RefusedCheckpointConfig(metaclass=_ConfigLike):
+    """``Config`` for mmengine's inferencers: the config stored in a
+    checkpoint is never turned into a model."""
+
+    @staticmethod
+    def fromstring(cfg_str: str, file_format: str):
+        raise ValueError(
+            'stan_mmaction: the config stored inside a checkpoint is not '
+            'executed or built (it could run code); pass the config file '
+            'as well (model=CONFIG, weights=CHECKPOINT)')
+
+
+class _WithConfig(types.ModuleType):
+    """``mmengine`` as seen by one module: the real package, except its
+    ``Config``."""
+
+    def __init__(self, module, config):
+        super().__init__(module.__name__)
+        self._module, self.Config = module, config
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def config_fromstring_executes() -> bool:
+    """Whether mmengine's ``Config.fromstring(text, '.py')`` runs the text
+    (the assignment below is only an expression if executed)."""
+    from mmengine.config import Config
+    try:
+        cfg = Config.fromstring('x = len([0, 0])\n', file_format='.py')
+    except Exception:
+        return False
+    return cfg.get('x') == 2
+
+
+def patch_checkpoint_config() -> bool:
+    import mmengine.infer.infer as infer_module
+    import mmengine.runner._flexible_runner as flexible_module
+    import mmengine.runner.runner as runner_module
+    if isinstance(runner_module.mmengine, _WithConfig):
+        return False
+    if not config_fromstring_executes():
+        return False
+    for module in (runner_module, flexible_module):
+        module.mmengine = _WithConfig(module.mmengine, DataOnlyConfig)
+    infer_module.Config = RefusedCheckpointConfig
+    return True
+
+
 def apply_all() -> List[str]:
     """Check versions and apply every needed repair (idempotent).
 
@@ -824,7 +925,8 @@ def apply_all() -> List[str]:
                          patch_deepspeed_optimizers),
                         ('fsdp_resume', patch_fsdp_resume),
                         ('fsdp_cpu_optim_state',
-                         patch_fsdp_cpu_optim_state)):
+                         patch_fsdp_cpu_optim_state),
+                        ('checkpoint_config', patch_checkpoint_config)):
         if patch() and name not in _APPLIED:
             _APPLIED.append(name)
     return list(_APPLIED)

@@ -20,7 +20,8 @@ def test_all_repairs_applied_on_pinned_stack():
     assert compat.apply_all() == [
         'missing_drn', 'importlib_metadata', 'pkg_resources', 'torch_load',
         'numpy_aliases', 'atomic_local_writes', 'cpu_distributed', 'resume',
-        'fsdp_clip_grad', 'fsdp_resume', 'fsdp_cpu_optim_state'
+        'fsdp_clip_grad', 'fsdp_resume', 'fsdp_cpu_optim_state',
+        'checkpoint_config'
     ]  # + 'deepspeed_optimizers' where DeepSpeed is installed
 
 
@@ -513,3 +514,32 @@ def test_fsdp_full_optimizer_state_copies_out_of_the_gather_buffer(
     assert states['exp_avg_sq'].tolist() == [2.0, 2.0]
     states = gather('cuda')  # .cpu() copied there: left as torch made it
     assert states['exp_avg'].tolist() == [2.0, 2.0]
+
+
+# 14. config text of checkpoints executed by mmengine ------------------------
+def test_checkpoint_config_text_runs_without_compat(tmp_path):
+    """What resume and the inferencers call on a checkpoint's config text
+    executes it on the unrepaired stack (the marker is written); repaired,
+    the runners read it as data and the inferencers refuse it."""
+    marker = tmp_path / 'marker'
+    code = ('import mmengine.runner.runner as r\n'
+            f'r.mmengine.Config.fromstring("open({str(marker)!r}, \'w\')", '
+            '".py")\n')
+    res = run_python('import stan_mmaction\n' + code, NO_COMPAT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert marker.exists()
+    marker.unlink()
+    import mmengine.infer.infer as infer_module
+    import mmengine.runner._flexible_runner as flexible_module
+    import mmengine.runner.runner as runner_module
+    from mmengine.config import Config
+    for module in (runner_module, flexible_module):
+        cfg = module.mmengine.Config.fromstring(
+            f"open({str(marker)!r}, 'w')\ngpu_ids = [0]\n", '.py')
+        assert cfg.to_dict() == dict(gpu_ids=[0])
+        assert isinstance(Config(), module.mmengine.Config)
+    with pytest.raises(ValueError, match='not executed or built'):
+        infer_module.Config.fromstring(f"open({str(marker)!r}, 'w')", '.py')
+    assert isinstance(Config(), infer_module.Config)
+    assert not marker.exists()
+    assert compat.config_fromstring_executes()  # upstream still executes

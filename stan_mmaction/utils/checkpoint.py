@@ -30,18 +30,175 @@ def trusted() -> bool:
     return os.environ.get(TRUST_ENV) == '1'
 
 
-def _numpy_globals() -> List[Any]:
+#: numpy dtype kinds a checkpoint may hold: bool, signed and unsigned
+#: integers, floats, complex. No objects, void/structured or strings.
+PLAIN_KINDS = 'biufc'
+
+
+def _refuse(what: str) -> None:
+    raise pickle.UnpicklingError(
+        f'numpy {what} (only arrays and scalars of plain numeric and bool '
+        'dtypes are loaded)')
+
+
+def plain_dtype(dtype):
+    """The dtype an array or scalar of the file is built with: rebuilt from
+    the type string of what unpickling made (``'<f8'``), so that nothing
+    a file set inside a dtype object (fields, flags) is used; refused
+    unless its kind is plain (:data:`PLAIN_KINDS`)."""
     import numpy as np
+    if not isinstance(dtype, np.dtype):
+        _refuse(f'dtype {type(dtype).__name__}')
+    try:
+        clean = np.dtype(dtype.str)
+    except (TypeError, ValueError):
+        _refuse(f'dtype {dtype.str!r}')
+    if clean.kind not in PLAIN_KINDS or clean.hasobject or \
+            clean.fields is not None or clean.subdtype is not None:
+        _refuse(f'dtype {clean.str!r}')
+    return clean
+
+
+def _checked_dtype(*args):
+    """``numpy.dtype`` for unpickling: plain kinds only."""
+    import numpy as np
+    try:
+        dtype = np.dtype(*args)
+    except (TypeError, ValueError) as err:
+        _refuse(f'dtype {args!r}: {err}')
+    if dtype.kind not in PLAIN_KINDS or dtype.fields is not None:
+        _refuse(f'dtype {dtype.str!r}')
+    return dtype
+
+
+def _checked_scalar(dtype, data=None):
+    """``numpy.core.multiarray.scalar`` for unpickling: raw bytes of the
+    clean dtype's size, nothing else."""
+    import numpy as np
+    clean = plain_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != clean.itemsize:
+        _refuse(f'scalar of dtype {clean.str!r} from '
+                f'{type(data).__name__} data')
+    return np.frombuffer(data, dtype=clean)[0]
+
+
+def _empty_bytes(*args):
+    """``bytes()`` as pickle protocol 2 writes the empty data of an empty
+    array; any argument (``bytes(10**12)`` allocates) is refused."""
+    if args:
+        _refuse('bytes(...) with arguments')
+    return b''
+
+
+class _ArrayClassToken:
+    """What ``numpy.ndarray`` names inside a checkpoint: only an argument of
+    :func:`_checked_reconstruct`; calling it (a raw-memory array
+    constructor) is refused."""
+
+    def __new__(cls, *args, **kwargs):
+        _refuse('ndarray constructor')
+
+
+class _CheckedArray:
+    """Placeholder, replaced by an ``np.ndarray`` subclass on first use
+    (numpy is imported lazily)."""
+
+
+def _checked_array_class():
+    global _CheckedArray
+    import numpy as np
+    if isinstance(_CheckedArray, type) and issubclass(_CheckedArray,
+                                                      np.ndarray):
+        return _CheckedArray
+
+    class CheckedArray(np.ndarray):
+        """An array being unpickled: its state is checked before numpy
+        sees it (plain dtype rebuilt, raw bytes of exactly the right
+        size); turned into a plain ``np.ndarray`` after loading."""
+
+        def __new__(cls, *args, **kwargs):
+            _refuse('ndarray constructor')
+
+        def __setstate__(self, state):
+            if not (isinstance(state, tuple) and len(state) == 5):
+                _refuse('array state')
+            version, shape, dtype, fortran, data = state
+            clean = plain_dtype(dtype)
+            if not (isinstance(shape, tuple) and all(
+                    type(n) is int and n >= 0 for n in shape)):
+                _refuse(f'array shape {shape!r}')
+            size = clean.itemsize
+            for n in shape:
+                size *= n
+            if not isinstance(data, bytes) or len(data) != size:
+                _refuse(f'array data ({type(data).__name__}, not '
+                        f'{size} bytes)')
+            np.ndarray.__setstate__(self, (version, shape, clean,
+                                           bool(fortran), data))
+
+    CheckedArray.__module__ = __name__
+    _CheckedArray = CheckedArray
+    return CheckedArray
+
+
+def _checked_reconstruct(cls, shape, code):
+    """``numpy.core.multiarray._reconstruct`` for unpickling: an empty
+    checked array whose state (BUILD) is checked before it is used."""
     try:
         from numpy._core import multiarray
     except ImportError:  # numpy < 2
         from numpy.core import multiarray
-    items = [multiarray._reconstruct, multiarray.scalar, np.ndarray,
-             np.dtype]
+    if cls is not _ArrayClassToken:
+        _refuse(f'array class {cls!r}')
+    return multiarray._reconstruct(_checked_array_class(), (0, ), b'b')
+
+
+def plain_arrays(obj):
+    """``obj`` with every checked array (in dicts, lists, tuples) turned
+    into a plain ``np.ndarray`` view, so nothing of ours is saved again."""
+    cls = _CheckedArray
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            new = plain_arrays(value)
+            if new is not value:
+                obj[key] = new
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [plain_arrays(v) for v in obj]
+        return obj
+    if isinstance(obj, tuple) and not hasattr(obj, '_fields'):
+        items = [plain_arrays(v) for v in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else \
+            tuple(items)
+    if isinstance(cls, type) and isinstance(obj, cls):
+        import numpy as np
+        return obj.view(np.ndarray)
+    return obj
+
+
+def _numpy_globals() -> List[Any]:
+    """numpy's unpickling entry points, each replaced by a checked one under
+    its own name (numpy 2 and numpy 1 module paths), and the DType classes
+    of plain kinds (numpy calls ``__setstate__`` on dtypes)."""
+    import numpy as np
+    items: List[Any] = []
+    for core in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        items += [(_checked_reconstruct, f'{core}._reconstruct'),
+                  (_checked_scalar, f'{core}.scalar')]
+    items += [(_ArrayClassToken, 'numpy.ndarray'),
+              (_checked_dtype, 'numpy.dtype'), _checked_array_class(),
+              (_empty_bytes, 'builtins.bytes')]
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
-        items += [getattr(dtypes, n) for n in dir(dtypes)
-                  if n.endswith('DType')]
+        for name in dir(dtypes):
+            cls = getattr(dtypes, name)
+            if name.endswith('DType') and isinstance(cls, type):
+                try:
+                    kind = cls().kind  # plain DTypes build without args
+                except TypeError:
+                    continue
+                if kind in PLAIN_KINDS:
+                    items.append(cls)
     return items
 
 
@@ -52,6 +209,9 @@ def safe_globals() -> List[Any]:
 
 
 def _refused_global(err: Exception) -> str:
+    m = re.search(r'(numpy [^\n]*?) \(only arrays and scalars', str(err))
+    if m:
+        return m.group(1)
     m = re.search(r'GLOBAL ([\w.]+)', str(err))
     if m:
         name = m.group(1)
@@ -83,7 +243,7 @@ def _load_safely(load: Callable[..., Any], source: str):
         return load(weights_only=False)
     try:
         with torch.serialization.safe_globals(safe_globals()):
-            return load(weights_only=True)
+            return plain_arrays(load(weights_only=True))
     except pickle.UnpicklingError as err:
         raise unsafe_error(source, err) from None
 

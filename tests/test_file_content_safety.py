@@ -1,0 +1,254 @@
+"""What a file carries stays data after loading too: the config text inside
+a checkpoint is never executed (MMEngine's resume and inferencers), and
+numpy content cannot forge object pointers (no crash, a refusal)."""
+import os.path as osp
+
+import pytest
+import torch
+from conftest import REPO_ROOT, run_python, subprocess_env
+
+from stan_mmaction.utils.config_text import config_text_to_dict
+
+TINY = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
+
+
+def evil_config(marker) -> str:
+    return (f"x = __import__('os').system('touch {marker}')\n"
+            f"open({str(marker)!r}, 'w')\n")
+
+
+def test_config_text_is_read_as_data(tmp_path):
+    """A config's pretty text reads back as exactly its data; code in the
+    text is left out and never runs, in every format."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(TINY)
+    assert config_text_to_dict(cfg.pretty_text) == cfg.to_dict()
+    marker = tmp_path / 'marker'
+    text = evil_config(marker) + (
+        "gpu_ids = [0, 1]\nn = -2\nroot = 'data'\nd = dict(root=root, n=n)\n"
+        "f = lambda: 1\ng = [len('x')]\nh = {**d}\nk = {[1]: 2}\n"
+        "s = f'{root}/x'\nm = d['n']\n_base_ = ['evil.py']\n")
+    data = config_text_to_dict(text)
+    assert data == dict(gpu_ids=[0, 1], n=-2, root='data',
+                        d=dict(root='data', n=-2), _base_=['evil.py'])
+    assert not marker.exists()
+    assert config_text_to_dict('{"gpu_ids": [0]}', '.json') == \
+        dict(gpu_ids=[0])
+    yaml_payload = ("x: !!python/object/apply:os.system "
+                    f"['touch {marker}']\n")
+    assert config_text_to_dict(yaml_payload, '.yaml') == {}
+    assert config_text_to_dict('def (:', '.py') == {}
+    assert config_text_to_dict('[' * 100000, '.py') == {}
+    assert not marker.exists()
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, demo_workspace):
+    """One epoch of the tiny demo config (in this process)."""
+    import os
+
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    work = tmp_path_factory.mktemp('trained')
+    cfg = Config.fromfile(TINY)
+    cfg.work_dir = str(work)
+    cfg.train_cfg.max_epochs = 1
+    cfg.train_cfg.val_interval = 10
+    cwd = os.getcwd()
+    os.chdir(demo_workspace)
+    try:
+        Runner.from_cfg(cfg).train()
+    finally:
+        os.chdir(cwd)
+    return str(work / 'epoch_1.pth')
+
+
+def tampered(trained, path, config_text):
+    ckpt = torch.load(trained, map_location='cpu', weights_only=False)
+    ckpt['meta']['config'] = config_text
+    ckpt['meta']['cfg'] = config_text
+    ckpt['message_hub']['runtime_info']['cfg'] = config_text
+    torch.save(ckpt, str(path))
+    return str(path)
+
+
+def _resume(runner_type, ckpt, work, demo_workspace, epochs=2):
+    import os
+
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(TINY)
+    cfg.work_dir, cfg.resume, cfg.load_from = str(work), True, ckpt
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = 10
+    if runner_type == 'FlexibleRunner':
+        cfg.runner_type = 'FlexibleRunner'
+        cfg.strategy = dict(type='SingleDeviceStrategy')
+    cwd = os.getcwd()
+    os.chdir(demo_workspace)
+    try:
+        runner = Runner.from_cfg(cfg) if runner_type == 'Runner' else \
+            RUNNERS.build(cfg)
+        runner.train()
+    finally:
+        os.chdir(cwd)
+    return runner
+
+
+@pytest.mark.parametrize('runner_type', ['Runner', 'FlexibleRunner'])
+def test_resume_reads_the_checkpoints_config_as_data(
+        trained, tmp_path, demo_workspace, runner_type):
+    """MMEngine's resume (plain runner and FlexibleRunner, which FSDP and
+    DeepSpeed use) gets the checkpoint's config as data: code in it never
+    runs and training goes on; its gpu_ids are still compared."""
+    marker = tmp_path / 'marker'
+    evil = tampered(trained, tmp_path / 'evil.pth', evil_config(marker))
+    runner = _resume(runner_type, evil, tmp_path / 'work', demo_workspace)
+    assert runner.train_loop.epoch == 2
+    assert not marker.exists()
+    # The check MMEngine reads the text for still works.
+    two_gpus = tampered(trained, tmp_path / 'gpus.pth', 'gpu_ids = [0, 1]')
+    with pytest.raises(RuntimeError, match='Number of GPU|number of GPU'):
+        _resume(runner_type, two_gpus, tmp_path / 'work2', demo_workspace)
+
+
+def test_mmaction2_train_tool_resume_runs_no_checkpoint_code(
+        trained, tmp_path, demo_workspace):
+    """MMAction2's own train.py --resume on a checkpoint whose config text
+    runs a command: the plugin (imported by the config's custom_imports,
+    before resuming) keeps it data; training goes on, exit 0."""
+    import subprocess
+    import sys
+
+    import mmaction
+    marker = tmp_path / 'marker'
+    evil = tampered(trained, tmp_path / 'evil.pth', evil_config(marker))
+    tool = osp.join(osp.dirname(mmaction.__file__), '.mim', 'tools',
+                    'train.py')
+    res = subprocess.run(
+        [sys.executable, tool, TINY, '--work-dir', str(tmp_path / 'w'),
+         '--resume', evil, '--cfg-options', 'train_cfg.max_epochs=2'],
+        cwd=demo_workspace, env=subprocess_env(), capture_output=True,
+        text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'resumed epoch: 1' in res.stdout + res.stderr
+    assert not marker.exists()
+
+
+def test_inferencer_refuses_the_checkpoints_config(trained, tmp_path):
+    """MMEngine's inferencers given weights alone would build the model
+    from the checkpoint's config text: refused with a message asking for
+    the config; nothing runs."""
+    from mmaction.apis.inferencers import ActionRecogInferencer
+    marker = tmp_path / 'marker'
+    evil = tampered(trained, tmp_path / 'evil.pth', evil_config(marker))
+    with pytest.raises(ValueError, match='config stored inside a checkpoint '
+                       'is not executed or built.*model=CONFIG'):
+        ActionRecogInferencer(model=None, weights=evil)
+    assert not marker.exists()
+
+
+FORGE = '''
+import numpy as np, torch
+from numpy._core.multiarray import _reconstruct, scalar
+OBJ = np.dtype('O')
+
+
+class ForgedDtype:  # object field, flags 0: raw bytes become pointers
+    def __reduce__(self):
+        return (np.dtype, ('V8', False, True),
+                (3, '|', None, ('a',), {{'a': (OBJ, 0)}}, 8, 1, 0))
+
+
+class Reconstructed:
+    def __init__(self, dtype, data):
+        self.dtype, self.data = dtype, data
+
+    def __reduce__(self):
+        return (_reconstruct, (np.ndarray, (0,), b'b'),
+                (1, (1,), self.dtype, False, self.data))
+
+
+class Called:
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+cases = dict(
+    forged_dtype=Reconstructed(ForgedDtype(), b'A' * 8),
+    object_array=Reconstructed(OBJ, [1]),
+    float_array_short_data=Reconstructed(np.dtype('f8'), b'A' * 4),
+    void_scalar=Called(scalar, ForgedDtype(), b'A' * 8),
+    ndarray_from_buffer=Called(np.ndarray, (1,), np.dtype('f8'), b'A' * 8),
+    big_bytes=Called(bytes, 10 ** 12),
+)
+import stan_mmaction
+from stan_mmaction.utils.checkpoint import (UnsafeCheckpointError,
+                                            safe_torch_load)
+for name, obj in cases.items():
+    path = {folder!r} + '/' + name + '.pth'
+    torch.save(dict(meta=dict(epoch=obj)), path)
+    try:
+        safe_torch_load(path)
+        print(name, 'LOADED')
+    except UnsafeCheckpointError as err:
+        print(name, 'refused:', str(err).split(' (it could run code)')[0])
+'''
+
+
+def test_numpy_content_cannot_forge_objects(tmp_path):
+    """Arrays and scalars are built with a dtype rebuilt from its type
+    string and must be plain numeric or bool: a forged structured dtype
+    with an object field, object arrays, short data, raw-memory
+    constructors and huge allocations are refused, never a crash (run in
+    a child process: a regression would be a segmentation fault)."""
+    res = run_python(FORGE.format(folder=str(tmp_path)))
+    assert res.returncode == 0, (res.returncode, res.stderr[-3000:])
+    lines = dict(line.split(' ', 1) for line in res.stdout.splitlines())
+    assert len(lines) == 6 and all(v.startswith('refused: ')
+                                   for v in lines.values()), lines
+    assert "numpy dtype '|V8'" in lines['forged_dtype']
+    assert "numpy dtype '|O'" in lines['object_array']
+    assert 'numpy array data' in lines['float_array_short_data']
+    assert 'numpy ndarray constructor' in lines['ndarray_from_buffer']
+    assert 'bytes(...) with arguments' in lines['big_bytes']
+
+
+def test_plain_numpy_content_loads_as_plain_arrays(tmp_path):
+    """Every plain kind, byte order, layout and empty arrays load equal,
+    as np.ndarray (not the checking subclass), also inside MMEngine's
+    history buffers and numpy's RNG state."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    from stan_mmaction.utils.checkpoint import safe_torch_load
+    history = HistoryBuffer()
+    history.update(1.5)
+    saved = dict(
+        f=np.arange(6.).reshape(2, 3).T, b=np.array([True, False]),
+        i=np.array([1, -2], '>i4'), u=np.uint16(7), c=np.array([1 + 2j]),
+        e=np.zeros((0, 3), np.int8), s=np.float64(2.5),
+        fortran=np.asfortranarray(np.ones((2, 3), np.float32)),
+        rng=np.random.RandomState(0).get_state(), history=history,
+        empty_history=HistoryBuffer(), nested=[{'a': (np.ones(2), 1)}])
+    torch.save(saved, str(tmp_path / 'ok.pth'))
+    loaded = safe_torch_load(str(tmp_path / 'ok.pth'))
+    import pickle
+    for key in ('f', 'b', 'i', 'c', 'e', 'fortran'):
+        assert type(loaded[key]) is np.ndarray, key
+        # as numpy's own unpickling gives it (big-endian data comes back
+        # in native order, values kept)
+        assert loaded[key].dtype == pickle.loads(pickle.dumps(
+            saved[key])).dtype, key
+        np.testing.assert_array_equal(loaded[key], saved[key])
+    assert loaded['fortran'].flags['F_CONTIGUOUS']
+    assert loaded['u'] == 7 and loaded['u'].dtype == np.uint16
+    assert loaded['s'] == 2.5
+    assert type(loaded['rng'][1]) is np.ndarray
+    np.testing.assert_array_equal(loaded['rng'][1], saved['rng'][1])
+    assert loaded['history'].current() == 1.5
+    assert type(loaded['nested'][0]['a'][0]) is np.ndarray
