@@ -11,6 +11,11 @@ from stan_mmaction.models import build_clip
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+# Search indexes are signed with a per-user key (~/.cache by default): the
+# tests (and the tools they start) use one of their own.
+os.environ.setdefault('STAN_MMACTION_INDEX_KEY', osp.join(
+    __import__('tempfile').mkdtemp(prefix='stan_index_key_'), 'index_key'))
+
 
 def subprocess_env(env_extra: dict = None) -> dict:
     """This environment with the repo on PYTHONPATH, this interpreter as

@@ -252,3 +252,165 @@ def test_plain_numpy_content_loads_as_plain_arrays(tmp_path):
     np.testing.assert_array_equal(loaded['rng'][1], saved['rng'][1])
     assert loaded['history'].current() == 1.5
     assert type(loaded['nested'][0]['a'][0]) is np.ndarray
+
+
+RETRIEVAL_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
+                         'stan_tiny_synthetic_retrieval.py')
+
+
+@pytest.fixture(scope='module')
+def built_index(tmp_path_factory):
+    """An index of 3 videos by a random tiny retriever, built by the tool."""
+    from conftest import call_main, save_random_checkpoint, write_videos
+    root = tmp_path_factory.mktemp('index')
+    ckpt = str(root / 'model.pth')
+    save_random_checkpoint(RETRIEVAL_CFG, ckpt)
+    write_videos(root / 'videos', [0, 3, 5])
+    index = str(root / 'v.idx')
+    res = call_main('tools/search.py', [
+        'index', str(root / 'videos'), '--config', RETRIEVAL_CFG,
+        '--checkpoint', ckpt, '--index', index, '--dtype', 'fp32'])
+    assert res.returncode == 0, res.stderr[-2000:]
+    return root, ckpt, index
+
+
+def rewrite_index(index, out, embeddings=None, **changes):
+    """The index at ``index`` with metadata fields changed (signature
+    kept as it was: whoever rewrites has no key), written to ``out``."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from stan_mmaction.apis.search_index import META_KEY
+    with safe_open(index, framework='pt') as f:
+        meta = json.loads(f.metadata()[META_KEY])
+        emb = f.get_tensor('embeddings')
+    meta.update(changes)
+    save_file(dict(embeddings=emb if embeddings is None else embeddings),
+              str(out), metadata={META_KEY: json.dumps(meta)})
+    return str(out)
+
+
+def query(index, *extra):
+    from conftest import call_main
+    return call_main('tools/search.py', ['query', 'a square moves left',
+                                         '--index', index, *extra])
+
+
+def test_tampered_index_runs_nothing(built_index, tmp_path):
+    """An index is never merged into a config or built: options it carries
+    are refused, a config it names is run only if this user's key signed
+    the index (a recomputed fingerprint is not enough), and a foreign
+    index answers only with the model the user names."""
+    from stan_mmaction.apis.search_index import config_files_sha256
+    root, ckpt, index = built_index
+    marker = tmp_path / 'marker'
+    assert query(index).returncode == 0  # signed here: its config is used
+
+    options = rewrite_index(index, tmp_path / 'options.idx', cfg_options={
+        'model._delete_': True, 'model.type': 'os.system',
+        'model.command': f'touch {marker}'})
+    res = query(options)
+    assert res.returncode == 1
+    assert 'options are never taken from an index' in res.stderr
+
+    evil = tmp_path / 'evil.py'
+    evil.write_text(evil_config(marker))
+    named = rewrite_index(index, tmp_path / 'named.idx', config=str(evil),
+                          config_files_sha256=config_files_sha256(
+                              str(evil)))
+    res = query(named)
+    assert res.returncode == 1
+    assert 'was not written by you on this machine' in res.stderr
+    assert 'the config it names is not run' in res.stderr
+    assert not marker.exists()
+
+    # A foreign (unsigned) index answers with the model the user names.
+    foreign = rewrite_index(index, tmp_path / 'foreign.idx',
+                            signature='0' * 64)
+    assert 'not written by you' in query(foreign).stderr
+    res = query(foreign, '--config', RETRIEVAL_CFG)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len([line for line in res.stdout.splitlines()
+                if line.count('\t') == 2]) == 3
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('change, message', [
+    ('one_path_fewer', 'paths, 3 keys and 3 embedding rows disagree'),
+    ('nan', 'embeddings must be finite floats'),
+    ('dotdot', 'is not absolute and normalised'),
+    ('relative', 'is not absolute and normalised'),
+    ('twice', 'a video path appears twice'),
+    ('dtype', "dtype 'fp64'"),
+    ('sha', 'a fingerprint is not a SHA-256'),
+    ('key', 'is not [size, mtime]'),
+    ('options', 'cfg_options must be a mapping'),
+])
+def test_an_index_that_does_not_add_up_is_refused(built_index, tmp_path,
+                                                  change, message):
+    """Metadata and rows that disagree, NaN rows or odd paths: one line
+    naming the file, exit 1, for query and for an incremental index run."""
+    import json
+
+    from conftest import call_main
+    from safetensors import safe_open
+
+    from stan_mmaction.apis.search_index import META_KEY
+    root, ckpt, index = built_index
+    with safe_open(index, framework='pt') as f:
+        meta = json.loads(f.metadata()[META_KEY])
+        emb = f.get_tensor('embeddings')
+    paths, keys = meta['paths'], meta['keys']
+    kwargs = dict(
+        one_path_fewer=dict(paths=paths[:-1]),
+        nan=dict(embeddings=emb.clone().fill_(float('nan'))),
+        dotdot=dict(paths=[paths[0] + '/../x.mp4'] + paths[1:]),
+        relative=dict(paths=['x.mp4'] + paths[1:]),
+        twice=dict(paths=[paths[0]] * 3),
+        dtype=dict(dtype='fp64'),
+        sha=dict(config_sha256='x'),
+        key=dict(keys=[[1.5, 2]] + keys[1:]),
+        options=dict(cfg_options=['a=1']),
+    )[change]
+    bad = rewrite_index(index, tmp_path / 'bad.idx', **kwargs)
+    for res in (query(bad), call_main('tools/search.py', [
+            'index', str(root / 'videos'), '--config', RETRIEVAL_CFG,
+            '--checkpoint', ckpt, '--index', bad])):
+        assert res.returncode == 1
+        assert res.stderr.startswith(f'{bad}: ') and message in res.stderr
+        assert 'Traceback' not in res.stderr
+
+
+def test_concurrent_index_runs_of_two_models_lose_nothing(
+        built_index, tmp_path):
+    """Two runs with different checkpoints on one index: the one that saves
+    second (it did not set out to replace what is there now) refuses and
+    writes nothing; the other's index is intact. A --rebuild replaces the
+    index it started from."""
+    import shutil
+
+    from conftest import save_random_checkpoint
+
+    from stan_mmaction.apis.search_index import SearchIndexError, VideoIndex
+    root, ckpt, index = built_index
+    target = str(tmp_path / 'shared.idx')
+    shutil.copy(index, target)
+    first = VideoIndex.load(target)
+    other_ckpt = str(tmp_path / 'other.pth')
+    save_random_checkpoint(RETRIEVAL_CFG, other_ckpt, seed=5)
+    second = VideoIndex.for_model(RETRIEVAL_CFG, other_ckpt, None)
+    second.entries = {p: dict(key=e['key'], embedding=-e['embedding'])
+                      for p, e in first.entries.items()}
+    with pytest.raises(SearchIndexError, match='written by another run '
+                       'while this one worked; it is kept'):
+        second.save_merged(target)  # started when there was no index
+    kept = VideoIndex.load(target)
+    assert kept.checkpoint_sha256 == first.checkpoint_sha256
+    for path, entry in first.entries.items():
+        assert torch.equal(kept.entries[path]['embedding'],
+                           entry['embedding'])
+    second.save_merged(target, replaces=first.fingerprint())  # --rebuild
+    assert VideoIndex.load(target).checkpoint_sha256 == \
+        second.checkpoint_sha256

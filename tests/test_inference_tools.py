@@ -124,11 +124,17 @@ def test_search_never_mixes_models(retrieval_setup, tmp_path):
     assert res.returncode == 0 and '(0 already indexed)' in res.stdout
 
     base.write_text(base.read_text().replace('0.05', '0.06'))
-    for args in (['index', folder, *common],
-                 ['query', 'x', '--index', index]):
-        res = run_inproc(['search.py', *args])
-        assert res.returncode != 0
-        assert 'the resolved config differs' in res.stderr
+    res = run_inproc(['search.py', 'index', folder, *common])
+    assert res.returncode != 0
+    assert 'the resolved config differs' in res.stderr
+    # The query sees the edited _base_ file by its bytes, before running
+    # the config; naming the config, by the resolved config.
+    res = run_inproc(['search.py', 'query', 'x', '--index', index])
+    assert res.returncode != 0
+    assert "its bytes (or a _base_ file's) changed" in res.stderr
+    res = run_inproc(['search.py', 'query', 'x', '--index', index,
+                      '--config', str(leaf)])
+    assert res.returncode != 0 and 'was built with config' in res.stderr
     res = run_inproc(['search.py', 'query', 'x', '--index', index])
     assert res.returncode != 0  # still refused: nothing was mixed in
 

@@ -68,7 +68,14 @@ def parse_args(argv=None):
     q.add_argument('text', type=non_empty_text)
     q.add_argument('--index', required=True)
     q.add_argument('--config', default=None,
-                   help='must match the index (default: the index\'s)')
+                   help='must match the index (default: the index\'s '
+                   'config file, if its bytes and its bases\' are unchanged)')
+    q.add_argument('--checkpoint', default=None,
+                   help='must match the index (default: the index\'s, if '
+                   'its content is unchanged)')
+    q.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='the options the index was built with (they are '
+                   'never read from the index)')
     q.add_argument('--top-k', type=positive_int, default=5)
     q.add_argument('--contact-sheet', default=None,
                    help='image with a few frames of each hit')
@@ -93,7 +100,12 @@ def cmd_index(args):
     config = osp.abspath(args.config)
     checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else None
     index = VideoIndex.for_model(config, checkpoint, args.cfg_options)
-    old = None
+    old = replaces = None
+    if osp.isfile(args.index) and args.rebuild:
+        try:  # what this run sets out to replace
+            replaces = VideoIndex.load(args.index).fingerprint()
+        except SearchIndexError:
+            pass
     if osp.isfile(args.index) and not args.rebuild:
         try:
             old = VideoIndex.load(args.index)
@@ -148,10 +160,11 @@ def cmd_index(args):
             if progress.videos % args.save_every == 0 and \
                     progress.videos < len(todo):
                 index.failed = failed
-                index.save_merged(args.index)  # progress survives a kill
+                save(index, args.index, replaces)  # survives a kill
+                replaces = index.fingerprint()
         progress.finish()
     index.failed = failed
-    index.save_merged(args.index)
+    save(index, args.index, replaces)
     print(f'Index {args.index}: {len(index.entries)} video(s)')
     if failed:
         print(f'{len(failed)} unreadable file(s) skipped:')
@@ -160,6 +173,75 @@ def cmd_index(args):
     if todo:
         print(progress.line(index.dtype, args.compile))
     return index.entries, failed
+
+
+def save(index, path, replaces):
+    """``VideoIndex.save_merged``; another model's index written there
+    meanwhile is kept and this run stops with the reason."""
+    from stan_mmaction.apis.search_index import SearchIndexError
+    try:
+        index.save_merged(path, replaces=replaces)
+    except SearchIndexError as err:
+        raise SystemExit(str(err))
+
+
+def query_model(args, index):
+    """(config, checkpoint, cfg_options) of the model that answers: what
+    the user named, or the index's files once their content is what the
+    index recorded. Nothing of the index is merged into a config or built
+    before that."""
+    from stan_mmaction.apis.search_index import (VideoIndex,
+                                                 config_files_sha256,
+                                                 config_sha256, file_sha256)
+    if args.config:
+        config, options = osp.abspath(args.config), args.cfg_options
+        if config_sha256(config, options) != index.config_sha256:
+            raise SystemExit(
+                f'{args.index} was built with config {index.config}, not '
+                f'{args.config}; query without --config, or re-index: python '
+                f'tools/search.py index VIDEO_FOLDER --config {args.config} '
+                f'--index NEW_INDEX')
+    else:
+        if index.cfg_options or args.cfg_options:
+            raise SystemExit(
+                f'{args.index} was built with --cfg-options '
+                f'{index.cfg_options}; options are never taken from an '
+                'index: pass --config and the same --cfg-options')
+        config, options = index.config, None
+        if not index.signed:
+            raise SystemExit(
+                f'{args.index} was not written by you on this machine (or '
+                'was changed since): the config it names is not run. Pass '
+                '--config (and --cfg-options) of the model that built it')
+        if index.config_files_sha256 is None:
+            raise SystemExit(f'{args.index} does not record the content of '
+                             'its config files: pass --config')
+        try:
+            unchanged = config_files_sha256(config) == \
+                index.config_files_sha256
+        except (OSError, ValueError, SyntaxError):
+            unchanged = False
+        if not unchanged:
+            raise SystemExit(
+                f'the config {config} of {args.index} is gone or its bytes '
+                '(or a _base_ file\'s) changed since the index was built; '
+                'pass --config, or re-index (index ... --rebuild)')
+    checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else \
+        index.checkpoint
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise SystemExit(f'the checkpoint {checkpoint} of {args.index} is '
+                         'gone; re-index with the model you want to query')
+    if file_sha256(checkpoint) != index.checkpoint_sha256:
+        raise SystemExit(f'the model of {args.index} changed since it was '
+                         f'built: the checkpoint differs ({checkpoint}; same '
+                         'path or not, its content changed). Re-index '
+                         '(index ... --rebuild) before querying')
+    why = index.same_model(VideoIndex.for_model(config, checkpoint, options))
+    if why:
+        raise SystemExit(f'the model of {args.index} changed since it was '
+                         f'built: {"; ".join(why)}. Re-index (index ... '
+                         '--rebuild) before querying')
+    return config, checkpoint, options
 
 
 def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
@@ -197,8 +279,7 @@ def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
 
 def cmd_query(args):
     from stan_mmaction.apis import embed_texts, init_model
-    from stan_mmaction.apis.search_index import (SearchIndexError, VideoIndex,
-                                                 config_sha256)
+    from stan_mmaction.apis.search_index import SearchIndexError, VideoIndex
     if not osp.isfile(args.index):
         raise SystemExit(
             f'No index at {args.index}. Build one first: python '
@@ -208,36 +289,16 @@ def cmd_query(args):
         index = VideoIndex.load(args.index)
     except SearchIndexError as err:
         raise SystemExit(str(err))
-    if args.config:
-        if config_sha256(osp.abspath(args.config),
-                         index.cfg_options) != index.config_sha256:
-            raise SystemExit(
-                f'{args.index} was built with config {index.config}, not '
-                f'{args.config}; query without --config, or re-index: python '
-                f'tools/search.py index VIDEO_FOLDER --config {args.config} '
-                f'--index NEW_INDEX')
     if not index.entries:
         raise SystemExit(f'{args.index} holds no videos')
-    # The model the index names must still be the one that made it.
-    for name, path in (('config', index.config),
-                       ('checkpoint', index.checkpoint)):
-        if path is not None and not osp.isfile(path):
-            raise SystemExit(f'the {name} {path} of {args.index} is gone; '
-                             're-index with the model you want to query')
-    why = index.same_model(VideoIndex.for_model(
-        index.config, index.checkpoint, index.cfg_options))
-    if why:
-        raise SystemExit(f'the model of {args.index} changed since it was '
-                         f'built: {"; ".join(why)}. Re-index (index ... '
-                         '--rebuild) before querying')
+    config, checkpoint, options = query_model(args, index)
     device = default_device(args.device)
     if args.dtype is not None:
         why = index.dtype_mismatch(resolve_dtype_arg(args.dtype, device),
                                    'this query')
         if why:
             raise SystemExit(f'{args.index}: {why}')
-    model = init_model(index.config, index.checkpoint, device,
-                       cfg_options=index.cfg_options,
+    model = init_model(config, checkpoint, device, cfg_options=options,
                        dtype=resolve_dtype_arg(index.dtype, device))
     paths = sorted(index.entries)
     videos = torch.stack([index.entries[p]['embedding'] for p in paths])
