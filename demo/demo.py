@@ -36,7 +36,6 @@ from stan_mmaction.apis.cli import (add_speed_args, resolve_dtype_arg,
                                     resolve_speed_args)
 from stan_mmaction.models import read_class_names
 from stan_mmaction.utils.atomic import atomic_path
-from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
 from stan_mmaction.utils.checks import positive_int
 from stan_mmaction.utils.profiling import process_seconds
 
@@ -108,7 +107,13 @@ def _write_annotated(path, video, windows, labels, max_side):
 
 
 def main(argv=None):
+    from stan_mmaction.apis.cli import one_line_errors
     args = parse_args(argv)
+    with one_line_errors():
+        return run(args)
+
+
+def run(args):
     if args.out_file and not args.out_file.lower().endswith(OUT_EXTS):
         raise SystemExit(f'--out-file {args.out_file}: use a .mp4 or .gif '
                          'name')
@@ -118,12 +123,9 @@ def main(argv=None):
     resolve_speed_args(args)
     device = args.device
     dtype = resolve_dtype_arg(args.dtype or 'auto', device)
-    try:
-        model = init_model(args.config, checkpoint, device,
-                           cfg_options=args.cfg_options, dtype=dtype,
-                           compile=args.compile)
-    except UnsafeCheckpointError as err:
-        raise SystemExit(f'Error: {err}')
+    model = init_model(args.config, checkpoint, device,
+                       cfg_options=args.cfg_options, dtype=dtype,
+                       compile=args.compile)
 
     try:
         _, total = open_video(args.video)

@@ -1,6 +1,7 @@
 """What a file carries stays data after loading too: the config text inside
 a checkpoint is never executed (MMEngine's resume and inferencers), and
 numpy content cannot forge object pointers (no crash, a refusal)."""
+import os
 import os.path as osp
 
 import pytest
@@ -414,3 +415,214 @@ def test_concurrent_index_runs_of_two_models_lose_nothing(
     second.save_merged(target, replaces=first.fingerprint())  # --rebuild
     assert VideoIndex.load(target).checkpoint_sha256 == \
         second.checkpoint_sha256
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path(tmp_path):
+    """Lists saved by editors that write a UTF-8 BOM: the first path is
+    the path (it started with U+FEFF), in recognition lists and retrieval
+    JSON."""
+    from stan_mmaction.datasets import (StanVideoDataset,
+                                        VideoTextRetrievalDataset)
+    ann = tmp_path / 'list.txt'
+    ann.write_bytes(b'\xef\xbb\xbfa.mp4 1\nb.mp4 2\n')
+    data = StanVideoDataset(str(ann), [], data_prefix=dict(video='root'),
+                            num_classes=8)
+    assert data.get_data_info(0)['filename'] == osp.join('root', 'a.mp4')
+    captions = tmp_path / 'captions.json'
+    captions.write_bytes(b'\xef\xbb\xbf{"v.mp4": ["a caption"]}')
+    data = VideoTextRetrievalDataset(str(captions), [],
+                                     data_prefix=dict(video='root'))
+    assert data.get_data_info(0)['filename'] == osp.join('root', 'v.mp4')
+
+
+@pytest.mark.parametrize('content', [b'', b'\n\n  \n', b'\xef\xbb\xbf'])
+def test_an_empty_annotation_file_is_named(tmp_path, content):
+    from stan_mmaction.datasets import (AnnotationError, StanVideoDataset,
+                                        VideoTextRetrievalDataset)
+    ann = tmp_path / 'list.txt'
+    ann.write_bytes(content)
+    with pytest.raises(AnnotationError, match='list.txt: no samples'):
+        StanVideoDataset(str(ann), [], num_classes=8)
+    captions = tmp_path / 'captions.json'
+    captions.write_bytes(content.strip(b'\n ') + b'{}')
+    with pytest.raises(AnnotationError, match='captions.json: no samples'):
+        VideoTextRetrievalDataset(str(captions), [],
+                                  data_prefix=dict(video='root'))
+
+
+def test_a_huge_batch_size_does_not_hang(built_index):
+    """--batch-size 10**8 (the decoding workers' prefetch followed it and
+    queued 10**8 requests before the first clip): the videos are embedded
+    as with a small batch. In a child process with a time limit."""
+    root, ckpt, _ = built_index
+    res = run_python(f'''
+import glob, torch
+import stan_mmaction
+from stan_mmaction.apis import embed_videos, init_model
+model = init_model({RETRIEVAL_CFG!r}, {ckpt!r})
+paths = sorted(glob.glob({str(root / 'videos')!r} + '/*.mp4'))
+big = {{o.path: o.embedding for o in embed_videos(model, paths,
+                                                 batch_size=10 ** 8)}}
+small = {{o.path: o.embedding for o in embed_videos(model, paths,
+                                                   batch_size=1)}}
+assert sorted(big) == paths, big
+for p in paths:
+    torch.testing.assert_close(big[p], small[p])
+print('embedded', len(big))
+''', timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert 'embedded 3' in res.stdout
+
+
+def extract(built_index, out, *extra, checkpoint=None, config=None):
+    from conftest import call_main
+    root, ckpt, _ = built_index
+    return call_main('tools/extract_features.py', [
+        config or RETRIEVAL_CFG, '--checkpoint', checkpoint or ckpt,
+        '--videos', str(root / 'videos'), '--out-dir', str(out),
+        '--dtype', 'fp32', *extra])
+
+
+def test_outputs_that_cannot_be_written_are_one_line(
+        built_index, tmp_path, monkeypatch):
+    """An output folder that cannot be made (a file is in the way) and a
+    full disk (no file named by the OS) end the tools with one line naming
+    the path; nothing half-written is left."""
+    from conftest import call_main
+    root, ckpt, index = built_index
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    res = extract(built_index, blocker / 'feats')
+    assert res.returncode == 1 and 'Traceback' not in res.stderr
+    assert res.stderr.startswith(f'Error: {blocker}')
+
+    import errno
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(os, 'fsync', full)
+    target = tmp_path / 'copy.idx'
+    res = call_main('tools/search.py', [
+        'index', str(root / 'videos'), '--config', RETRIEVAL_CFG,
+        '--checkpoint', ckpt, '--index', str(target), '--dtype', 'fp32'])
+    monkeypatch.setattr(os, 'fsync', real_fsync)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1] == \
+        f'Error: {target}: No space left on device'
+    assert not target.exists() and not list(tmp_path.glob('.copy.idx.*'))
+
+
+def test_test_tool_work_dir_that_cannot_be_made(tmp_path):
+    from conftest import run_tool
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    res = run_tool(['test.py', TINY, 'none.pth', '--work-dir',
+                    str(blocker / 'work')])
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines()[-1].startswith(
+        f'Error: {blocker}')
+    assert 'Traceback' not in res.stderr
+
+
+@pytest.mark.parametrize('text, message', [
+    ('{not json', 'manifest.json: not a manifest this tool wrote'),
+    ('[1, 2]', 'not a manifest this tool wrote (a list)'),
+    ('{"dtype": "fp64"}', "manifest.json: dtype 'fp64' is not fp32, bf16"),
+])
+def test_a_malformed_manifest_is_named(built_index, tmp_path, text,
+                                       message):
+    out = tmp_path / 'feats'
+    out.mkdir()
+    (out / 'manifest.json').write_text(text)
+    for extra in ([], ['--dtype', 'fp32']):
+        res = extract(built_index, out, *extra)
+        assert res.returncode == 1 and message in res.stderr, res.stderr
+        assert '--dtype fp64' not in res.stderr  # the file is blamed
+    assert extract(built_index, out, '--overwrite').returncode == 0
+
+
+def test_extract_manifest_and_permissions(built_index, tmp_path):
+    """A refused checkpoint leaves the folder untouched (no manifest); the
+    same config moved elsewhere is the same model; files are written with
+    the umask's permissions (safetensors made them 0600)."""
+    import shutil
+
+    from conftest import call_main
+
+    from stan_mmaction.utils.checkpoint import TRUST_ENV
+    root, ckpt, index = built_index
+    assert TRUST_ENV not in os.environ
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'x': Called(print, 'ran')}, str(evil))
+    out = tmp_path / 'feats'
+    res = extract(built_index, out, checkpoint=str(evil))
+    assert res.returncode == 1 and 'refused to unpickle' in res.stderr
+    assert not (out / 'manifest.json').exists()
+
+    assert extract(built_index, out).returncode == 0
+    moved = tmp_path / 'moved'
+    shutil.copytree(osp.dirname(RETRIEVAL_CFG), moved / 'demo')
+    shutil.copytree(osp.join(REPO_ROOT, 'configs', '_base_'),
+                    moved / '_base_')
+    res = extract(built_index, out, config=str(
+        moved / 'demo' / osp.basename(RETRIEVAL_CFG)))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '3 of 3 embedding(s) already' in res.stdout
+
+    mask = os.umask(0)
+    os.umask(mask)
+    target = tmp_path / 'perm.idx'
+    res = call_main('tools/search.py', [
+        'index', str(root / 'videos'), '--config', RETRIEVAL_CFG,
+        '--checkpoint', ckpt, '--index', str(target), '--dtype', 'fp32'])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert os.stat(target).st_mode & 0o777 == 0o666 & ~mask
+    for npy in out.glob('*.npy'):
+        assert os.stat(npy).st_mode & 0o777 == 0o666 & ~mask
+
+
+class Called:
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+def test_a_state_dict_entry_that_is_not_a_tensor(tmp_path, monkeypatch):
+    """A checkpoint whose state_dict holds an array (loadable data, not
+    weights): the demo and the library say which key, no traceback."""
+    import numpy as np
+    from conftest import call_main
+
+    from stan_mmaction.apis import init_model
+    from stan_mmaction.utils.checkpoint import CheckpointContentError
+    bad = tmp_path / 'bad.pth'
+    torch.save({'state_dict': {'backbone.proj': np.zeros(3)}}, str(bad))
+    with pytest.raises(CheckpointContentError,
+                       match=r"state_dict\['backbone.proj'\] is a "
+                       'numpy.ndarray, not a tensor'):
+        init_model(TINY, str(bad))
+    labels = tmp_path / 'labels.txt'
+    labels.write_text('\n'.join(f'c{i}' for i in range(8)) + '\n')
+    res = call_main('demo/demo.py', ['v.mp4', TINY, str(bad),
+                                     '--label-map', str(labels)])
+    assert res.returncode == 1
+    assert "state_dict['backbone.proj'] is a numpy.ndarray" in res.stderr
+
+
+def test_train_tool_refuses_a_payload_pretrained_in_one_line(tmp_path):
+    from conftest import run_tool
+    marker = tmp_path / 'marker'
+    evil = tmp_path / 'evil.pt'
+    torch.save({'x': Called(exec, f"open({str(marker)!r}, 'w')")},
+               str(evil))
+    res = run_tool(['train.py', TINY, '--work-dir', str(tmp_path / 'w'),
+                    '--cfg-options', f'model.backbone.pretrained={evil}'])
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith('Error: ') and 'refused to unpickle' in last
+    assert 'Traceback' not in res.stderr
+    assert not marker.exists()

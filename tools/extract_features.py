@@ -111,16 +111,39 @@ def output_paths(videos, out_dir: str, fmt: str, keep_ext: bool):
     return outputs
 
 
-def check_manifest(out_dir: str, manifest: dict, overwrite: bool) -> bool:
-    """Whether outputs already in ``out_dir`` may be kept (same model and
-    options); SystemExit if they differ and ``overwrite`` is not set."""
+def read_manifest(out_dir: str):
+    """``out_dir``'s manifest (None: there is none), or SystemExit naming
+    the file when it is not one this tool wrote."""
     path = osp.join(out_dir, 'manifest.json')
     if not osp.isfile(path):
-        return not overwrite
-    with open(path, encoding='utf-8') as f:
-        old = json.load(f)
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            old = json.load(f)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f'{path}: not a manifest this tool wrote ({err}); '
+                         'remove it, or pass --overwrite')
+    if not isinstance(old, dict):
+        raise SystemExit(f'{path}: not a manifest this tool wrote (a '
+                         f'{type(old).__name__}); remove it, or pass '
+                         '--overwrite')
     old.setdefault('dtype', 'fp32')  # manifests before dtypes were recorded
-    differ = sorted(k for k in manifest if old.get(k) != manifest[k])
+    if old['dtype'] not in ('fp32', 'bf16', 'fp16'):
+        raise SystemExit(f'{path}: dtype {old["dtype"]!r} is not fp32, '
+                         'bf16 or fp16; remove it, or pass --overwrite')
+    return old
+
+
+def check_manifest(out_dir: str, manifest: dict, overwrite: bool) -> bool:
+    """Whether outputs already in ``out_dir`` may be kept (same model and
+    options; the config is compared by its resolved content, not where it
+    lies); SystemExit if they differ and ``overwrite`` is not set."""
+    path = osp.join(out_dir, 'manifest.json')
+    old = None if overwrite else read_manifest(out_dir)
+    if old is None:
+        return not overwrite
+    differ = sorted(k for k in manifest
+                    if k != 'config' and old.get(k) != manifest[k])
     if differ and not overwrite:
         raise SystemExit(
             f'{out_dir} holds embeddings of another model or options '
@@ -141,20 +164,22 @@ def save_embedding(emb: torch.Tensor, out: str, fmt: str) -> None:
 def folder_dtype(out_dir: str):
     """The dtype recorded in ``out_dir``'s manifest (None: no manifest;
     fp32 for manifests written before dtypes were recorded)."""
-    path = osp.join(out_dir, 'manifest.json')
-    if not osp.isfile(path):
-        return None
-    with open(path, encoding='utf-8') as f:
-        return json.load(f).get('dtype', 'fp32')
+    old = read_manifest(out_dir)
+    return None if old is None else old['dtype']
 
 
 def main(argv=None):
+    from stan_mmaction.apis.cli import one_line_errors
     args = parse_args(argv)
+    with one_line_errors():
+        return run(args)
+
+
+def run(args):
     from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
                                     warm_up_video)
     from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import config_sha256, file_sha256
-    from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
     from stan_mmaction.utils.profiling import process_seconds
     resolve_speed_args(args)
     device = args.device
@@ -173,22 +198,21 @@ def main(argv=None):
     todo = [(v, out) for v, out in zip(videos, outputs)
             if not (keep and osp.isfile(out) and osp.isfile(v[0])
                     and osp.getmtime(out) >= osp.getmtime(v[0]))]
-    os.makedirs(args.out_dir, exist_ok=True)
-    atomic_write_text(osp.join(args.out_dir, 'manifest.json'),
-                      json.dumps(manifest, indent=1))
-    failed, written = [], []
     if len(todo) < len(videos):
         print(f'{len(videos) - len(todo)} of {len(videos)} embedding(s) '
               f'already in {args.out_dir}; computing the other '
               f'{len(todo)}', flush=True)
+    if todo:  # before anything is written: a refused checkpoint leaves
+        # the folder as it was
+        model = init_model(args.config, args.checkpoint, device,
+                           cfg_options=args.cfg_options, dtype=dtype,
+                           compile=args.compile)
+    os.makedirs(args.out_dir, exist_ok=True)
+    atomic_write_text(osp.join(args.out_dir, 'manifest.json'),
+                      json.dumps(manifest, indent=1))
+    failed, written = [], []
     progress = None
     if todo:
-        try:
-            model = init_model(args.config, args.checkpoint, device,
-                               cfg_options=args.cfg_options, dtype=dtype,
-                               compile=args.compile)
-        except UnsafeCheckpointError as err:
-            raise SystemExit(f'Error: {err}')
         warm = warm_up_video(model, embedding_batch_forward(model),
                              args.batch_size) if args.compile else 0.0
         progress = VideoProgress(len(todo), process_seconds() - warm, warm)

@@ -316,13 +316,11 @@ def cmd_query(args):
 
 
 def main(argv=None):
-    from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+    from stan_mmaction.apis.cli import one_line_errors
     args = parse_args(argv)
-    try:
+    with one_line_errors():
         return cmd_index(args) if args.command == 'index' else \
             cmd_query(args)
-    except UnsafeCheckpointError as err:
-        raise SystemExit(f'Error: {err}')
 
 
 if __name__ == '__main__':

@@ -8,8 +8,8 @@ import _bootstrap  # noqa: F401  (repairs the stack before Config.fromfile)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from stan_mmaction.apis.cli import one_line_errors
 from stan_mmaction.utils.atomic import atomic_write_text
-from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
 
 
 def parse_args():
@@ -107,17 +107,16 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
-    runner = Runner.from_cfg(cfg)
-    try:
+    with one_line_errors():  # refused checkpoints, unwritable work dirs
+        cfg = merge_args(Config.fromfile(args.config), args)
+        runner = Runner.from_cfg(cfg)
         metrics = runner.test()
-    except UnsafeCheckpointError as err:
-        raise SystemExit(f'Error: {err}')
-    if runner.rank == 0:
-        # Besides the log: the metrics as JSON, for scripts and tables.
-        atomic_write_text(
-            osp.join(cfg.work_dir, 'test_metrics.json'),
-            json.dumps({k: float(v) for k, v in metrics.items()}, indent=1))
+        if runner.rank == 0:
+            # Besides the log: the metrics as JSON, for scripts and tables.
+            atomic_write_text(
+                osp.join(cfg.work_dir, 'test_metrics.json'),
+                json.dumps({k: float(v) for k, v in metrics.items()},
+                           indent=1))
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from stan_mmaction.utils.checkpoint import UnsafeCheckpointError
+from stan_mmaction.apis.cli import one_line_errors
 
 
 def parse_args():
@@ -86,15 +86,15 @@ def merge_args(cfg, args):
 
 def main():
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
-    # FlexibleRunner configs (FSDP, DeepSpeed) name their runner, as in
-    # MMAction2's tools.
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
-        RUNNERS.build(cfg)
-    try:
+    # A refused checkpoint (pretrained=, load_from, --resume) or an output
+    # folder that cannot be written: one line, not a traceback.
+    with one_line_errors():
+        cfg = merge_args(Config.fromfile(args.config), args)
+        # FlexibleRunner configs (FSDP, DeepSpeed) name their runner, as in
+        # MMAction2's tools.
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+            RUNNERS.build(cfg)
         runner.train()
-    except UnsafeCheckpointError as err:  # --resume / load_from
-        raise SystemExit(f'Error: {err}')
 
 
 if __name__ == '__main__':

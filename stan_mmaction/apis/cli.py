@@ -1,5 +1,7 @@
 """Command-line options shared by the inference tools (demo, search,
 extract_features): precision, compilation, batching, decoding workers."""
+import contextlib
+
 from ..utils.checks import non_negative_int, positive_int
 from .precision import DTYPE_CHOICES
 
@@ -57,3 +59,30 @@ def resolve_dtype_arg(dtype: str, device) -> str:
         return resolve_dtype(dtype, device)
     except ValueError as err:
         raise SystemExit(f'--dtype {dtype}: {err}')
+
+
+#: OSErrors of files and disks (permissions, read-only or full disk,
+#: missing paths) that a tool reports in one line.
+_FILE_ERRNOS = ('EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ENOENT',
+                'EISDIR', 'ENOTDIR', 'ENAMETOOLONG', 'EEXIST')
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """Run a tool's body; a refused or unusable checkpoint, and an OSError
+    of a file or disk, end it with one line naming the file (exit 1)
+    instead of a traceback."""
+    import errno
+
+    from ..utils.checkpoint import CheckpointError
+    codes = {getattr(errno, name) for name in _FILE_ERRNOS
+             if hasattr(errno, name)}
+    try:
+        yield
+    except CheckpointError as err:
+        raise SystemExit(f'Error: {err}') from None
+    except OSError as err:
+        if err.errno not in codes:
+            raise
+        where = f'{err.filename}: ' if err.filename else ''
+        raise SystemExit(f'Error: {where}{err.strerror or err}') from None

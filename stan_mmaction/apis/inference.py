@@ -71,8 +71,12 @@ def init_model(config: Union[str, Config],
         from safetensors.torch import load_file
         model.load_state_dict(load_file(checkpoint), strict=True)
     elif checkpoint is not None:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+        from ..utils.checkpoint import check_state_dict, safe_torch_load
+        loaded = safe_torch_load(checkpoint, map_location='cpu')
+        check_state_dict(checkpoint, loaded)
+        _load_checkpoint_to_model(model, loaded, strict=True)
     model.cfg = cfg
     model = cast_model(model.to(device).eval(), dtype)
     return compile_model(model) if compile else model

@@ -75,6 +75,10 @@ def _as_is(item):
     return item
 
 
+#: The most clips one decoding worker prepares ahead of the model.
+MAX_PREFETCH = 16
+
+
 def iter_video_outputs(model, paths: Sequence[str],
                        forward: Callable[[torch.Tensor], torch.Tensor],
                        window: Optional[int] = None, batch_size: int = 8,
@@ -103,9 +107,13 @@ def iter_video_outputs(model, paths: Sequence[str],
     shape = clip_shape(model.cfg)
     stream = _ClipStream(paths, shape.frames, shape.short_side, shape.crop,
                          window)
+    # Clips waiting per worker: a batch's worth, bounded (the DataLoader
+    # queues that many requests per worker up front: --batch-size 10**8
+    # hung before its first clip).
     loader = DataLoader(stream, batch_size=None, num_workers=workers,
                         collate_fn=_as_is,
-                        prefetch_factor=batch_size if workers else None)
+                        prefetch_factor=min(batch_size, MAX_PREFETCH)
+                        if workers else None)
     pad = bool(getattr(model, 'stan_compiled', False))
     videos, pending = {}, []
 

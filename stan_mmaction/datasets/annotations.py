@@ -30,18 +30,29 @@ class EmptyCaptionError(AnnotationError):
 
 
 def read_text(ann_file: str) -> str:
-    """The file's text as UTF-8, or an :class:`AnnotationError` naming the
-    file and the first undecodable byte."""
+    """The file's text as UTF-8 (a byte-order mark, as some editors write,
+    dropped), or an :class:`AnnotationError` naming the file and the first
+    undecodable byte."""
     with open(ann_file, 'rb') as f:
         data = f.read()
     try:
-        return data.decode('utf-8')
+        return data.decode('utf-8-sig')
     except UnicodeDecodeError as err:
         line = data.count(b'\n', 0, err.start) + 1
         raise AnnotationError(
             ann_file, f'not UTF-8 text (byte 0x{data[err.start]:02x} at '
             f'offset {err.start}); save the file as UTF-8', line=line
         ) from None
+
+
+def require_samples(ann_file: str, data_list: list) -> list:
+    """``data_list``, or an :class:`AnnotationError` when the file gave no
+    sample (MMEngine fails later with "need at least one array to
+    concatenate", naming nothing)."""
+    if not data_list:
+        raise AnnotationError(ann_file, 'no samples (the file is empty or '
+                              'holds only blank lines)')
+    return data_list
 
 
 def read_json(ann_file: str, text: str):

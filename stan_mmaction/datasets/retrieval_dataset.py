@@ -23,7 +23,8 @@ from typing import Dict, List, Optional
 from mmaction.registry import DATASETS
 from mmengine.fileio import exists
 
-from .annotations import AnnotationError, check_captions, read_json, read_text
+from .annotations import (AnnotationError, check_captions, read_json,
+                          read_text, require_samples)
 from .video_dataset import StanVideoDataset
 
 ANN_FORMATS = ('json', 'didemo', 'lsmdc')
@@ -154,4 +155,4 @@ class VideoTextRetrievalDataset(StanVideoDataset):
                     ann_line=group[0][1],
                     ann_lines=[line for _, line in group],
                     video_index=index))
-        return data_list
+        return require_samples(self.ann_file, data_list)

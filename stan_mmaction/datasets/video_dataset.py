@@ -8,7 +8,7 @@ from mmaction.registry import DATASETS
 from mmengine.fileio import exists
 from mmengine.logging import MMLogger
 
-from .annotations import parse_label_list, read_text
+from .annotations import parse_label_list, read_text, require_samples
 
 
 class BadSampleError(RuntimeError):
@@ -54,7 +54,7 @@ class StanVideoDataset(VideoDataset):
             if prefix is not None:
                 path = osp.join(prefix, path)
             data_list.append(dict(filename=path, label=label, ann_line=line))
-        return data_list
+        return require_samples(self.ann_file, data_list)
 
     def prepare_data(self, idx: int) -> Optional[dict]:
         info = self.get_data_info(idx)

@@ -27,10 +27,23 @@ def atomic_path(path, suffix: str = '.tmp'):
         yield tmp
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
+        # mkstemp-style writers (safetensors) make private files: the
+        # result gets what a new file gets under the umask.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is None:  # a full disk names no file: this one
+            raise OSError(err.errno, err.strerror, path) from err
+        raise
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager

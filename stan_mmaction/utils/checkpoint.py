@@ -21,8 +21,38 @@ import torch
 TRUST_ENV = 'STAN_MMACTION_TRUST_CHECKPOINTS'
 
 
-class UnsafeCheckpointError(RuntimeError):
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A checkpoint needs a global that could run code when unpickled."""
+
+
+class CheckpointContentError(CheckpointError):
+    """A checkpoint that loads but does not hold what a model loads (a
+    ``state_dict`` entry that is not a tensor, no mapping at all)."""
+
+
+def check_state_dict(source: str, checkpoint) -> dict:
+    """The ``state_dict`` of a loaded checkpoint (or the checkpoint itself
+    when it is one), every value a tensor.
+
+    Raises:
+        CheckpointContentError: naming the file and the first bad key.
+    """
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(state, dict):
+        raise CheckpointContentError(
+            f'{source}: holds a {type(state).__name__}, not a state dict')
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointContentError(
+                f'{source}: state_dict[{key!r}] is a '
+                f'{type(value).__module__}.{type(value).__name__}, not a '
+                'tensor; this is not a checkpoint of a model')
+    return state
 
 
 def trusted() -> bool:
