@@ -178,21 +178,73 @@ def hf_clip_to_openai(state: Tensors) -> Tensors:
 HF_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
+class HFConfigError(ValueError):
+    """A HuggingFace ``config.json`` that is not a CLIP config we read."""
+
+
 def is_hf_clip_folder(path: str) -> bool:
     """A folder with a CLIP ``config.json`` (``model_type`` ``clip``)."""
     cfg = osp.join(str(path), 'config.json')
     if not osp.isdir(str(path)) or not osp.isfile(cfg):
         return False
-    with open(cfg, encoding='utf-8') as f:
+    with open(cfg, 'rb') as f:
         try:
-            return json.load(f).get('model_type') == 'clip'
-        except ValueError:
+            config = json.loads(f.read().decode('utf-8'))
+        except (ValueError, RecursionError):
             return False
+    return isinstance(config, dict) and config.get('model_type') == 'clip'
+
+
+#: The sizes read from a HF CLIP config, per tower.
+HF_SIZE_KEYS = ('hidden_size', 'num_hidden_layers', 'patch_size',
+                'image_size', 'num_attention_heads',
+                'max_position_embeddings', 'vocab_size')
+
+
+def parse_hf_config(text: str, source: str) -> dict:
+    """A HF CLIP ``config.json``'s text -> its dict, checked: the towers'
+    configs are mappings, their sizes (and ``projection_dim``) positive
+    integers, ``hidden_act`` a string.
+
+    Raises:
+        HFConfigError: naming ``source`` and the key.
+    """
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise HFConfigError(f'{source}: not JSON ({err})') from None
+    if not isinstance(config, dict):
+        raise HFConfigError(f'{source}: a {type(config).__name__}, not a '
+                            'JSON object')
+
+    def size(where, value):
+        if value is not None and (type(value) is not int or value <= 0):
+            raise HFConfigError(f'{source}: {where} is {value!r}, not a '
+                                'positive integer')
+
+    size('projection_dim', config.get('projection_dim'))
+    for tower in ('vision_config', 'text_config'):
+        sub = config.get(tower, {})
+        if not isinstance(sub, dict):
+            raise HFConfigError(f'{source}: {tower} is a '
+                                f'{type(sub).__name__}, not a mapping')
+        for key in HF_SIZE_KEYS:
+            size(f'{tower}.{key}', sub.get(key))
+        act = sub.get('hidden_act')
+        if act is not None and not isinstance(act, str):
+            raise HFConfigError(f'{source}: {tower}.hidden_act is {act!r}')
+    return config
 
 
 def read_hf_config(folder: str) -> dict:
-    with open(osp.join(folder, 'config.json'), encoding='utf-8') as f:
-        return json.load(f)
+    path = osp.join(folder, 'config.json')
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as err:
+        raise HFConfigError(f'{path}: not UTF-8 ({err})') from None
+    return parse_hf_config(text, path)
 
 
 def hf_weights_file(folder: str) -> str:

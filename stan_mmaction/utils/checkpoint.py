@@ -276,6 +276,16 @@ def _load_safely(load: Callable[..., Any], source: str):
             return plain_arrays(load(weights_only=True))
     except pickle.UnpicklingError as err:
         raise unsafe_error(source, err) from None
+    except OSError:
+        raise  # a missing or unreadable file: the caller names it
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, EOFError, OverflowError, MemoryError,
+            RecursionError, UnicodeDecodeError, AssertionError) as err:
+        # Allowed globals called with arguments they do not take, a
+        # truncated or corrupt archive, ...: not a checkpoint we can read.
+        raise CheckpointContentError(
+            f'{source}: not a readable checkpoint ({type(err).__name__}: '
+            f'{str(err).splitlines()[0] if str(err) else ""})') from None
 
 
 def safe_torch_load(f, map_location='cpu', **kwargs):
