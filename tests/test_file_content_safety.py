@@ -626,3 +626,24 @@ def test_train_tool_refuses_a_payload_pretrained_in_one_line(tmp_path):
     assert last.startswith('Error: ') and 'refused to unpickle' in last
     assert 'Traceback' not in res.stderr
     assert not marker.exists()
+
+
+def test_our_train_tool_resume_through_last_checkpoint(trained, tmp_path,
+                                                       demo_workspace):
+    """tools/train.py --resume (auto): last_checkpoint names a checkpoint
+    whose config text runs a command; training goes on, nothing runs."""
+    import shutil
+
+    from conftest import run_tool
+    marker = tmp_path / 'marker'
+    work = tmp_path / 'work'
+    work.mkdir()
+    tampered(trained, work / 'epoch_1.pth', evil_config(marker))
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    res = run_tool(['train.py', TINY, '--work-dir', str(work), '--resume',
+                    '--cfg-options', 'train_cfg.max_epochs=2'],
+                   cwd=demo_workspace)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'resumed epoch: 1' in res.stdout + res.stderr
+    assert (work / 'epoch_2.pth').exists() and not marker.exists()
+    shutil.rmtree(work)

@@ -5,6 +5,7 @@ Every number compared in one table should come from one
 :func:`measure_alternating` call: the tasks run in turns, so machine noise
 (other processes, frequency changes) hits all of them alike.
 """
+import gc
 import platform
 import statistics
 import time
@@ -46,6 +47,10 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
+            # Garbage left by earlier work, collected inside the block
+            # (a collection can run at any allocation), would lower RSS
+            # there and hide the block's own peak: collect it first.
+            gc.collect()
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')  # reset VmHWM to the current RSS
             self.base = rss_bytes()
