@@ -71,7 +71,6 @@ Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import
 stan_mmaction`` then loads only this module; used by the tests to show that
 each breakage is real).
 """
-import atexit
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
@@ -446,19 +445,6 @@ def _init_dist_pytorch_cpu(backend='nccl', init_backend='torch', **kwargs):
     if backend == 'nccl':
         backend = 'gloo'  # NCCL needs GPUs
     torch_dist.init_process_group(backend=backend, **kwargs)
-    # MMEngine never destroys the group; a gloo group still alive when the
-    # interpreter exits aborted a rank now and then after FSDP training had
-    # finished ("terminate called without an active exception", SIGABRT:
-    # 2 of 5 runs of the tiny FSDP config on 2 processes, none of 11 with
-    # the group destroyed at exit).
-    atexit.unregister(_destroy_process_group)
-    atexit.register(_destroy_process_group)
-
-
-def _destroy_process_group() -> None:
-    import torch.distributed as torch_dist
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
 
 
 def _ddp_init_cpu(self, module, detect_anomalous_params: bool = False,

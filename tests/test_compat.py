@@ -269,26 +269,6 @@ def test_cpu_ddp_drops_device_ids():
         dist.destroy_process_group()
 
 
-def test_cpu_process_group_is_destroyed_at_exit():
-    """The gloo group the repaired launcher starts is destroyed before the
-    interpreter exits (a live one aborted FSDP ranks at exit); an exit
-    handler registered before it runs after ours and sees it gone."""
-    res = run_python(
-        'import atexit, os\n'
-        'import torch.distributed as dist\n'
-        'atexit.register(lambda: print("alive at exit:", '
-        'dist.is_initialized()))\n'
-        'os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", '
-        'MASTER_ADDR="127.0.0.1", MASTER_PORT="29535")\n'
-        'import stan_mmaction\n'
-        'from mmengine.dist.utils import init_dist\n'
-        'init_dist("pytorch", backend="nccl")\n'
-        'print("backend:", dist.get_backend())')
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert 'backend: gloo' in res.stdout
-    assert 'alive at exit: False' in res.stdout
-
-
 def test_dist_launcher_fails_without_compat_on_cpu():
     res = run_python(
         'import os\n'

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import REPO_ROOT, run_tool, start_until_file, subprocess_env
 
@@ -112,3 +113,28 @@ def test_resume_without_last_checkpoint_continues_and_keeps_files(
     assert osp.isfile(osp.join(work, 'epoch_3.pth'))
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read().endswith('epoch_3.pth')
+
+
+@pytest.mark.parametrize('finished', [True, False])
+def test_a_finished_run_destroys_its_group_at_exit(finished):
+    """DistributedTeardownHook: a run that ended (after_run) leaves a
+    barrier and the group's destruction for exit (an exit handler
+    registered before it runs after it and sees the group gone); a run
+    that did not end (a crash) registers nothing, so it never waits for
+    the other ranks."""
+    from conftest import run_python
+    res = run_python(
+        'import atexit, os\n'
+        'import torch.distributed as dist\n'
+        'atexit.register(lambda: print("alive at exit:", '
+        'dist.is_initialized()))\n'
+        'os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", '
+        f'MASTER_ADDR="127.0.0.1", MASTER_PORT="{free_port()}")\n'
+        'import stan_mmaction\n'
+        'from mmengine.dist.utils import init_dist\n'
+        'from stan_mmaction.engine import DistributedTeardownHook\n'
+        'init_dist("pytorch", backend="nccl")\n'
+        + ('DistributedTeardownHook().after_run(None)\n' if finished
+           else ''))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f'alive at exit: {not finished}' in res.stdout

@@ -172,7 +172,8 @@ def _write_case_config(path, base, batch_size, grad_checkpointing=True):
 _base_ = [{base!r}]
 custom_imports = dict(imports=['stan_mmaction', '_fsdp_case'],
                       allow_failed_imports=False)
-custom_hooks = [dict(type='RNGStateHook'), dict(type='RecordForFSDPTest')]
+custom_hooks = [dict(type='RNGStateHook'), dict(type='RecordForFSDPTest'),
+                dict(type='DistributedTeardownHook')]
 model = dict(backbone=dict(frozen_stages=0,
                            grad_checkpointing={grad_checkpointing}))
 pipeline = [

@@ -33,5 +33,7 @@ log_level = 'INFO'
 load_from = None
 resume = False
 
-# RNG states go into checkpoints: a resumed run continues exactly.
-custom_hooks = [dict(type='RNGStateHook')]
+# RNG states go into checkpoints: a resumed run continues exactly; the
+# processes of a finished distributed run end together.
+custom_hooks = [dict(type='RNGStateHook'),
+                dict(type='DistributedTeardownHook')]

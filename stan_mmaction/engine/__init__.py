@@ -1,9 +1,11 @@
-from .hooks import InferencePrecisionHook, QueryBankHook, RNGStateHook
+from .hooks import (DistributedTeardownHook, InferencePrecisionHook,
+                    QueryBankHook, RNGStateHook)
 from .optim import StanOptimWrapperConstructor
 from .sharding import StanFullyShardedDataParallel, fsdp_units
 
 __all__ = [
-    'InferencePrecisionHook', 'QueryBankHook', 'RNGStateHook',
+    'DistributedTeardownHook', 'InferencePrecisionHook', 'QueryBankHook',
+    'RNGStateHook',
     'StanFullyShardedDataParallel', 'StanOptimWrapperConstructor',
     'fsdp_units'
 ]
