@@ -90,8 +90,12 @@ def plain_dtype(dtype):
 
 
 def _checked_dtype(*args):
-    """``numpy.dtype`` for unpickling: plain kinds only."""
+    """``numpy.dtype`` for unpickling, as numpy pickles it (``(type
+    string, align, copy)``): plain kinds only."""
     import numpy as np
+    if not (1 <= len(args) <= 3 and isinstance(args[0], str)
+            and all(isinstance(a, bool) for a in args[1:])):
+        _refuse(f'dtype arguments {args!r}')
     try:
         dtype = np.dtype(*args)
     except (TypeError, ValueError) as err:
