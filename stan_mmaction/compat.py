@@ -14,7 +14,9 @@ Known breakages (see README, "Pinned stack"):
 2. ``mmaction/utils/dependency.py`` imports the undeclared backport
    ``importlib_metadata``. -> :func:`patch_importlib_metadata`
 3. mmengine resolves ``mmaction::`` base configs through ``pkg_resources``,
-   which setuptools >= 82 no longer ships. -> :func:`patch_pkg_resources`
+   which setuptools >= 82 no longer ships (and where it is shipped, names
+   ``site-packages/<module>`` for a PEP 660 editable install). ->
+   :func:`patch_pkg_resources`
 4. torch >= 2.6 loads with ``weights_only=True``; mmengine's checkpoint
    loaders cannot read their own checkpoints (message hub, numpy arrays), so
    ``--resume`` fails; its URL loader unpickles everything. ->
@@ -278,11 +280,28 @@ def get_installed_path(package: str) -> str:
     return str(dist.locate_file(module))
 
 
+def _installed_path_wrong() -> bool:
+    """Whether mmengine's ``get_installed_path`` (``pkg_resources``) misses
+    where a package is: for a PEP 660 editable install (``pip install
+    -e``) it names ``site-packages/<module>``, which does not exist, so
+    ``pkg::`` configs of an editable package do not resolve."""
+    spec = importlib.util.find_spec('stan_mmaction')
+    try:
+        from mmengine.utils import get_installed_path as theirs
+        return osp.realpath(theirs('stan_mmaction')) != osp.realpath(
+            osp.dirname(spec.origin))
+    except Exception:  # noqa: BLE001  (any failure: theirs is unusable)
+        return True
+
+
 def patch_pkg_resources() -> bool:
-    if importlib.util.find_spec('pkg_resources') is not None:
+    import mmengine.utils as utils_module
+    if utils_module.get_installed_path is get_installed_path:
+        return False
+    if importlib.util.find_spec('pkg_resources') is not None and \
+            not _installed_path_wrong():
         return False
     import mmengine.config.config as config_module
-    import mmengine.utils as utils_module
     import mmengine.utils.package_utils as package_utils
     replaced = False
     for module in (package_utils, utils_module, config_module):

@@ -172,33 +172,28 @@ def retrieval_workspace(tmp_path_factory):
 
 
 def test_retrieval_in_mmaction2_tools(retrieval_workspace, tmp_path):
-    """The tiny retrieval demo config trains with our train.py and with
-    MMAction2's, and MMAction2's test.py reports our retrieval metric on
-    either checkpoint (checkpoints move between the tools both ways)."""
-    results = {}
-    for who in ('theirs', 'ours'):
-        work = str(tmp_path / who)
-        # 64 videos x 2 captions: 4 batches of 32, one epoch.
-        args = ['train.py', RETRIEVAL_CFG, '--work-dir', work, '--seed',
-                '0', '--cfg-options', 'train_cfg.max_epochs=1',
-                'train_dataloader.batch_size=32']
-        res = mmaction_tool(args, cwd=retrieval_workspace) \
-            if who == 'theirs' else run_tool(args, cwd=retrieval_workspace)
-        assert res.returncode == 0, res.stderr[-3000:]
-        test_dir = str(tmp_path / f'{who}_test')
-        res = mmaction_tool(['test.py', RETRIEVAL_CFG,
-                             osp.join(work, 'epoch_1.pth'), '--work-dir',
-                             test_dir], cwd=retrieval_workspace)
-        assert res.returncode == 0, res.stderr[-3000:]
-        results[who] = _test_metrics(test_dir)
-    for metrics in results.values():
-        for key in ('retrieval/t2v_R1', 'retrieval/v2t_R1',
-                    'retrieval/t2v_MdR'):
-            assert key in metrics, metrics
-        assert 0 <= metrics['retrieval/t2v_R1'] <= 100
-    # Same seed, data and schedule: the same model either way.
-    assert results['theirs']['retrieval/t2v_R1'] == \
-        results['ours']['retrieval/t2v_R1']
+    """The tiny retrieval demo config trains with MMAction2's train.py, and
+    its test.py reports our retrieval metric (both ways, R@1 within its
+    range) on that checkpoint."""
+    work = str(tmp_path / 'theirs')
+    # 64 videos x 2 captions: 4 batches of 32, one epoch.
+    res = mmaction_tool(['train.py', RETRIEVAL_CFG, '--work-dir', work,
+                         '--seed', '0', '--cfg-options',
+                         'train_cfg.max_epochs=1',
+                         'train_dataloader.batch_size=32'],
+                        cwd=retrieval_workspace)
+    assert res.returncode == 0, res.stderr[-3000:]
+    test_dir = str(tmp_path / 'theirs_test')
+    res = mmaction_tool(['test.py', RETRIEVAL_CFG,
+                         osp.join(work, 'epoch_1.pth'), '--work-dir',
+                         test_dir], cwd=retrieval_workspace)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = _test_metrics(test_dir)
+    for key in ('retrieval/t2v_R1', 'retrieval/v2t_R1', 'retrieval/t2v_MdR',
+                'retrieval/t2v_dsl_R1'):
+        assert key in metrics, metrics
+    assert 0 <= metrics['retrieval/t2v_R1'] <= 100
+    assert metrics['retrieval/t2v_MdR'] >= 1
 
 
 def test_sharded_config_in_mmaction2_launchers(demo_workspace, tmp_path):

@@ -22,6 +22,17 @@ def test_config_path_names_shipped_configs():
         config_path('demo/nope.py')
 
 
+def test_mmengine_finds_the_package_where_it_is():
+    """MMEngine's config loader looks a scope's package up with its
+    get_installed_path: it must name this package's folder, also for an
+    editable install (with pkg_resources it named site-packages)."""
+    import mmengine.config.config as config_module
+
+    import stan_mmaction
+    assert osp.realpath(config_module.get_installed_path('stan_mmaction')) \
+        == osp.realpath(osp.dirname(stan_mmaction.__file__))
+
+
 def test_a_user_config_inherits_through_the_scope(tmp_path):
     """A config in a folder of its own inherits a shipped config by scope;
     MMEngine tags its dicts with the scope, and the runner's registries
