@@ -647,3 +647,19 @@ def test_our_train_tool_resume_through_last_checkpoint(trained, tmp_path,
     assert 'resumed epoch: 1' in res.stdout + res.stderr
     assert (work / 'epoch_2.pth').exists() and not marker.exists()
     shutil.rmtree(work)
+
+
+def test_a_bad_index_key_file_is_named(tmp_path, monkeypatch):
+    """The signing key file of another format is not silently replaced
+    (indexes it signed would stop verifying): a named error."""
+    from stan_mmaction.apis.search_index import (INDEX_KEY_ENV,
+                                                 SearchIndexError, index_key)
+    key = tmp_path / 'key'
+    monkeypatch.setenv(INDEX_KEY_ENV, str(key))
+    made = index_key()
+    assert len(made) == 32 and index_key() == made
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    key.write_bytes(b'short')
+    with pytest.raises(SearchIndexError, match='not an index key'):
+        index_key()
+    assert key.read_bytes() == b'short'  # nothing overwritten
