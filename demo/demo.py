@@ -14,11 +14,15 @@ backbone after a reported warm-up, windows are decoded in a worker process
 while the model runs and go through it ``--batch-size`` at a time.
 
 Example:
-    python demo/demo.py video.mp4 configs/stan_vitb16_k400.py \\
-        work_dirs/stan_vitb16_k400/epoch_30.pth \\
+    R=configs/recognition/stan
+    python demo/demo.py video.mp4 \\
+        $R/stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py \\
+        work_dirs/\
+stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb/epoch_30.pth \\
         --label-map data/kinetics400/label_map_k400.txt
     # zero-shot, no checkpoint:
-    python demo/demo.py video.mp4 configs/clip_zeroshot_vitb16_k400.py none \\
+    python demo/demo.py video.mp4 \\
+        $R/clip-zeroshot_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py none \\
         --label-map data/kinetics400/label_map_k400.txt
 """
 import argparse

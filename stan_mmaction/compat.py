@@ -6,7 +6,7 @@ before ``Config.fromfile``), and each one first checks that it is needed, so
 on a stack where upstream has fixed the problem it does nothing. Each repair
 has its own test in ``tests/test_compat.py`` that fails without it.
 
-Known breakages (see README, "Pinned stack"):
+Known breakages (docs/reliability.md, "Repairs of the pinned stack"):
 
 1. The mmaction2 1.2.0 wheel lacks ``mmaction/models/localizers/drn``
    (open-mmlab/mmaction2#2714): ``import mmaction.models`` raises

@@ -152,7 +152,9 @@ def test_converter_refuses_what_it_cannot_place(tmp_path):
     # The wrong model for the checkpoint: named, nothing written.
     res = convert([REFERENCE,
                    str(tmp_path / 'o.pth'), '--config',
-                   osp.join(REPO_ROOT, 'configs', 'stan_vitb32_msrvtt.py')])
+                   osp.join(REPO_ROOT, 'configs', 'retrieval', 'stan',
+                            'stan-attn_vit-base-p32-res224-clip-pre_'
+                            '1x1x12_msrvtt-9k-rgb.py')])
     assert res.returncode != 0 and 'does not fit the model' in res.stderr
     res = convert([REFERENCE,
                    str(tmp_path / 'o.pth')])

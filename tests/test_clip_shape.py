@@ -25,7 +25,7 @@ def expected(rel):
         return (8, 1, 32, 32, 1, 32 if 'retrieval' in rel else None)
     if 'k400' in rel:
         return (8, 4, 224, 224, 3, None)
-    if 'ssv2' in rel:
+    if 'sthv2' in rel:
         return (8, 2, 224, 224, 3, None)
     if 'didemo' in rel:
         return (64, 1, 256, 224, 1, 77)  # short side 256 (authors)

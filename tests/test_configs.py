@@ -19,6 +19,9 @@ CONFIGS = sorted(
                        recursive=True)
     if '_base_' not in p and '/compare/' not in p)
 
+K400_B16 = ('configs/recognition/stan/'
+            'stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py')
+
 
 def load(rel):
     return Config.fromfile(osp.join(REPO_ROOT, rel))
@@ -45,7 +48,7 @@ def test_config_loads_and_model_builds(rel):
     else:
         assert model.cls_head.fc_cls.in_features == model.backbone.out_dim
     assert model.cls_head.num_classes == (
-        174 if 'ssv2' in rel else 400 if 'k400' in rel else 8)
+        174 if 'sthv2' in rel else 400 if 'k400' in rel else 8)
 
 
 def test_leaf_configs_say_only_what_differs():
@@ -79,14 +82,14 @@ def test_ssv2_never_flips_and_k400_does():
     for rel in CONFIGS:
         cfg = load(rel)
         train = pipeline_types(cfg.train_dataloader.dataset.pipeline)
-        if 'ssv2' in rel or 'demo' in rel:
+        if 'sthv2' in rel or 'demo' in rel:
             assert 'Flip' not in train, rel
         if 'k400' in rel:
             assert 'Flip' in train, rel
 
 
 def test_recipe_frames_views_and_schedule():
-    cfg = load('configs/stan_vitb16_k400.py')
+    cfg = load(K400_B16)
     assert 'num_frames' not in cfg.model.backbone  # the pipeline's clip_len
     assert cfg.model.backbone.pretrained == 'openai'
     sample = cfg.test_dataloader.dataset.pipeline[1]
@@ -106,7 +109,7 @@ def test_recipe_frames_views_and_schedule():
 
 
 def test_branch_gets_ten_times_clip_lr():
-    cfg = load('configs/stan_vitb16_k400.py')
+    cfg = load(K400_B16)
     init_default_scope('mmaction')
     cfg.model.backbone.arch = 'tiny'
     cfg.model.cls_head.in_channels = 32
@@ -264,7 +267,7 @@ def _expected_group(name, module, base_lr, base_wd):
     return base_lr * (10 if fast else 1), 0.0 if no_decay else base_wd
 
 
-B16_TRAINED = [rel for rel in CONFIGS if 'vitb16' in rel
+B16_TRAINED = [rel for rel in CONFIGS if 'vit-base-p16' in rel
                and 'zeroshot' not in rel]
 
 
@@ -309,17 +312,40 @@ def test_parameter_groups_of_the_b16_configs(rel):
         4 * 12 + 1 if text_blocks else 0)
 
 
-def test_metafile_lists_existing_configs_with_demo_results():
+def _metafiles():
+    """The metafiles model-index.yml imports, as (folder, parsed yaml)."""
     import yaml
-    with open(osp.join(REPO_ROOT, 'configs', 'metafile.yml')) as f:
-        meta = yaml.safe_load(f)
-    assert meta['Collections'][0]['Name'] == 'STAN'
-    listed = [m['Config'] for m in meta['Models']]
+    index = osp.join(REPO_ROOT, 'stan_mmaction', '.mim', 'model-index.yml')
+    with open(index) as f:
+        imports = yaml.safe_load(f)['Import']
+    out = []
+    for rel in imports:
+        with open(osp.join(REPO_ROOT, rel)) as f:
+            out.append((osp.dirname(rel), yaml.safe_load(f)))
+    return out
+
+
+def test_metafile_per_folder_lists_its_configs_with_demo_results():
+    metafiles = _metafiles()
+    # One metafile per config folder, each listing only its own folder's
+    # configs, each in its folder's collection.
+    folders = {osp.dirname(rel) for rel in CONFIGS}
+    assert {folder for folder, _ in metafiles} == folders
+    models = []
+    for folder, meta in metafiles:
+        names = {c['Name'] for c in meta['Collections']}
+        assert len(names) == 1
+        for m in meta['Models']:
+            assert osp.dirname(m['Config']) == folder, m['Config']
+            assert m['In Collection'] in names
+            assert m['Name'] == osp.splitext(osp.basename(m['Config']))[0]
+        models += meta['Models']
+    listed = [m['Config'] for m in models]
     for path in listed:
         assert osp.isfile(osp.join(REPO_ROOT, path)), path
     assert len(set(listed)) == len(listed)
     # Epochs and per-GPU batch in the metafile are the configs' own.
-    for model in meta['Models']:
+    for model in models:
         cfg = load(model['Config'])
         info = model['Metadata']
         if 'Epochs' in info:
@@ -329,7 +355,7 @@ def test_metafile_lists_existing_configs_with_demo_results():
                 model['Name']
     # The demo results in the metafile are the README's measured ones.
     readme = open(osp.join(REPO_ROOT, 'README.md')).read()
-    for model in meta['Models']:
+    for model in models:
         if model['Name'].endswith('_synthetic'):
             top1 = model['Results'][0]['Metrics']['Top 1 Accuracy']
             assert f'| {top1:.1f}% |' in readme, model['Name']

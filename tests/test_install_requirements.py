@@ -135,9 +135,13 @@ def test_the_wheel_is_a_working_plugin(wheel, tmp_path):
     whl = glob.glob(osp.join(wheel, '*.whl'))[0]
     names = zipfile.ZipFile(whl).namelist()
     for shipped in ('stan_mmaction/.mim/model-index.yml',
-                    'stan_mmaction/.mim/configs/stan_vitb16_k400.py',
+                    'stan_mmaction/.mim/configs/recognition/stan/'
+                    'stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py',
                     'stan_mmaction/.mim/configs/_base_/default_runtime.py',
-                    'stan_mmaction/.mim/configs/metafile.yml',
+                    'stan_mmaction/.mim/configs/recognition/stan/'
+                    'metafile.yml',
+                    'stan_mmaction/.mim/configs/retrieval/stan/metafile.yml',
+                    'stan_mmaction/.mim/configs/demo/metafile.yml',
                     'stan_mmaction/.mim/tools/train.py',
                     'stan_mmaction/.mim/tools/dist_train.sh',
                     'stan_mmaction/.mim/tools/analysis_tools/get_flops.py',

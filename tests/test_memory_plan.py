@@ -82,7 +82,7 @@ def test_plan_arithmetic():
 
 def test_tool_plans_and_matches_measured_peak(tmp_path):
     """The tool on the tiny config, measured here: activations within the
-    stated tolerance of the plan (README "Scaling out": -10% .. +35%; the
+    stated tolerance of the plan (docs/scaling.md: -10% .. +35%; the
     measured peak adds the backward pass's transient gradients)."""
     out = tmp_path / 'plan.json'
     res = call_main(TOOL, [TINY, '--gpus', '8', '--gpu-mem', '80',

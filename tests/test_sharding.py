@@ -1,6 +1,6 @@
 """FSDP (and DeepSpeed) training: STAN's FSDP units, 2 CPU processes (gloo)
 against one process on the whole batch, checkpoints the ordinary model
-loads, kill + resume (README "Scaling out")."""
+loads, kill + resume (docs/scaling.md)."""
 import json
 import os
 import os.path as osp
@@ -17,6 +17,9 @@ from stan_mmaction.engine.sharding import (fp32_output_modules,
                                            frozen_root_params, fsdp_units)
 
 TESTS = osp.dirname(osp.abspath(__file__))
+ZERO2_CFG = osp.join(
+    REPO_ROOT, 'configs', 'recognition', 'stan',
+    'stan-attn_vit-large-p14-res224-clip-pre_zero2_1x1x8_k400-rgb.py')
 FSDP_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                     'stan_tiny_synthetic_fsdp.py')
 PLAIN_CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
@@ -325,8 +328,7 @@ def test_deepspeed_strategy_builds_from_the_base_config():
     from deepspeed.runtime.config import DeepSpeedConfig
     from mmengine.config import Config
     from mmengine.registry import STRATEGIES
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs',
-                                   'stan_vitl14_k400_zero2.py'))
+    cfg = Config.fromfile(ZERO2_CFG)
     assert cfg.runner_type == 'FlexibleRunner'
     strategy = STRATEGIES.build(cfg.strategy)
     assert type(strategy).__name__ == 'DeepSpeedStrategy'
@@ -350,8 +352,7 @@ def test_test_tool_runs_sharded_configs_with_the_ordinary_runner(
     from conftest import load_script
     from mmengine.config import Config
     tool = load_script('tools/test.py')
-    for config in (FSDP_CFG, osp.join(REPO_ROOT, 'configs',
-                                      'stan_vitl14_k400_zero2.py')):
+    for config in (FSDP_CFG, ZERO2_CFG):
         monkeypatch.setattr(sys, 'argv', ['test.py', config, 'ckpt.pth',
                                           '--work-dir', str(tmp_path)])
         cfg = Config.fromfile(config)

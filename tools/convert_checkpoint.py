@@ -16,7 +16,8 @@ file). The tool prints what it mapped, what it ignored and why, and refuses,
 naming the keys, what it cannot place.
 
     python tools/convert_checkpoint.py stan_msrvtt_ref.pth stan_msrvtt.pth \\
-        --config configs/stan_vitb32_msrvtt.py
+        --config configs/retrieval/stan/\
+stan-attn_vit-base-p32-res224-clip-pre_1x1x12_msrvtt-9k-rgb.py
     python tools/convert_checkpoint.py clip-vit-base-patch16/ vit_b16.pt
     python tools/convert_checkpoint.py work_dirs/x/epoch_5.pth \\
         epoch_5.safetensors

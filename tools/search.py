@@ -10,8 +10,10 @@ was, and concurrent runs on one index merge their work under a file lock),
 then query with text:
 
     python tools/search.py index VIDEO_FOLDER \\
-        --config configs/stan_vitb32_msrvtt.py \\
-        --checkpoint work_dirs/stan_vitb32_msrvtt/epoch_10.pth \\
+        --config configs/retrieval/stan/\
+stan-attn_vit-base-p32-res224-clip-pre_1x1x12_msrvtt-9k-rgb.py \\
+        --checkpoint work_dirs/\
+stan-attn_vit-base-p32-res224-clip-pre_1x1x12_msrvtt-9k-rgb/epoch_10.pth \\
         --index videos.idx
     python tools/search.py query "a man is cooking" --index videos.idx \\
         --top-k 5 \\
@@ -26,7 +28,9 @@ last line gives videos/s.
 
 Plain CLIP weights (no training) work too: index with a retrieval config
 and no ``--checkpoint`` (weights from the config's ``pretrained``, e.g.
-``configs/clip_meanp_vitb32_msrvtt.py`` with OpenAI CLIP).
+``configs/retrieval/stan/``
+``clip-meanp_vit-base-p32-res224-clip-pre_1x1x12_msrvtt-9k-rgb.py`` with
+OpenAI CLIP).
 """
 import argparse
 import os.path as osp

@@ -80,7 +80,7 @@ def merge_args(cfg, args):
     cfg.load_from = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     cfg.launcher = args.launcher
-    # Sharded training configs (FSDP, DeepSpeed; README "Scaling out") are
+    # Sharded training configs (FSDP, DeepSpeed; docs/scaling.md) are
     # tested with the ordinary runner: their checkpoints are full state
     # dicts of the ordinary model, and inference needs no sharding.
     cfg.pop('runner_type', None)

@@ -1,4 +1,4 @@
-# The embedded demo trained with FSDP (README "Scaling out"): the same tiny
+# The embedded demo trained with FSDP (docs/scaling.md): the same tiny
 # STAN-attn, sharded over the processes of `tools/dist_train.sh CONFIG N`
 # (gloo on CPUs), with CLIP's stem frozen (frozen_stages=0) and activation
 # checkpointing, as the large configs run. fp32 here (CPUs without native

@@ -283,7 +283,9 @@ def embed_texts(model, texts: Sequence[str]) -> torch.Tensor:
     """L2-normalised caption embeddings ``(N, E)`` of a retrieval model."""
     if not is_retrieval_model(model):
         raise ValueError('this model has no text tower; use a retrieval '
-                         'config (e.g. configs/stan_vitb32_msrvtt.py)')
+                         'config (e.g. configs/retrieval/stan/stan-attn_'
+                         'vit-base-p32-res224-clip-pre_1x1x12_msrvtt-9k-'
+                         'rgb.py)')
     length = clip_shape(model.cfg).context_length or 77
     tokens = tokenize(list(texts), length)
     device = next(model.parameters()).device

@@ -2,13 +2,15 @@
 the classifier. Three uses of :class:`TextClassifierHead`:
 
 - zero-shot: prompt templates (:data:`DEFAULT_TEMPLATES`), frozen, no
-  training (``configs/clip_zeroshot_vitb16_k400.py``);
+  training (``configs/recognition/stan/``
+  ``clip-zeroshot_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py``);
 - the authors' recognition head: the raw class names
   (:data:`CLASS_NAME_ONLY`) embedded once and frozen, logits = cosine / tau
   with tau 0.01 (``logit_scale=100``), while the video model trains
-  (``configs/stan_classnames_vitb16_k400.py``);
+  (``configs/recognition/stan/stan-attn-classnames_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py``);
 - ours: the prompt-ensemble embeddings as the initialisation of a trainable
-  classifier (``trainable=True``, ``configs/stan_textinit_vitb16_k400.py``).
+  classifier (``trainable=True``, ``configs/recognition/stan/``
+  ``stan-attn-textinit_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py``).
 """
 import os.path as osp
 from typing import List, Optional, Sequence, Union

@@ -16,10 +16,12 @@ training pipeline.
 Writes ``results.json``, ``results.md`` and ``time_vs_frames.png`` (and
 ``retrieval_eval.png``) to ``--out-dir``.
 
-Example (the README's Performance table):
+Example (docs/performance.md):
+    R=configs/recognition/stan
     python tools/analysis_tools/benchmark.py \\
-        configs/clip_meanp_vitb16_k400.py configs/stan_vitb16_k400.py \\
-        configs/stan_conv_vitb16_k400.py \\
+        $R/clip-meanp_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py \\
+        $R/stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py \\
+        $R/stan-conv_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py \\
         --dtypes fp32 bf16 --train-batch 2 --grad-checkpointing \\
         --retrieval-sizes 1000 2000 5000 10000 20000 --data-loading
 """
@@ -190,7 +192,8 @@ def data_loading(workers: List[int], samples: int, real_video: str,
     make_synthetic_dataset(root, dict(train=4), num_frames=64, size=320,
                            seed=0)
     cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))), 'configs', 'stan_vitb16_k400.py'))
+        osp.abspath(__file__)))), 'configs', 'recognition', 'stan',
+        'stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py'))
     pipeline = cfg.train_dataloader.dataset.pipeline
     sources = [('synthetic 320x320, 64 frames', osp.join(
         root, 'train_list_videos.txt'), root)]

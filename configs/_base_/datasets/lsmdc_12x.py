@@ -1,7 +1,7 @@
 # LSMDC, 12 frames, captions of 32 tokens: MSR-VTT's pipelines, loaders and
 # metric with LSMDC's files and parser. Tab-separated LSMDC16 annotation
 # files (clip id first, sentence last); clip 1001_Flight_00.00.53.430-...
-# is read from videos/1001_Flight/<clip id>.avi. See README,
+# is read from videos/1001_Flight/<clip id>.avi. See docs/retrieval.md,
 # "Retrieval data".
 _base_ = ['msrvtt_12x.py']
 

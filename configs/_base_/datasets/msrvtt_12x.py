@@ -1,7 +1,7 @@
 # MSR-VTT, 9k training split, 1k-A test (JSFUSION), 12 frames, 224x224,
 # captions of 32 tokens. Annotations in MMAction2's VideoTextDataset /
-# CLIP4Clip JSON format ({"video7020.mp4": ["caption", ...]}); see README,
-# "Retrieval data".
+# CLIP4Clip JSON format ({"video7020.mp4": ["caption", ...]}); see
+# docs/retrieval.md, "Retrieval data".
 dataset_type = 'VideoTextRetrievalDataset'
 data_root = 'data/msrvtt'
 ann_file_train = 'data/msrvtt/train_9k.json'

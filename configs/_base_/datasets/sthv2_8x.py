@@ -1,5 +1,5 @@
 # Something-Something V2, 8 frames, 224x224 (MMAction2's video list
-# format). See README, "Data".
+# format). See docs/recognition.md, "Data".
 _base_ = ['kinetics400_8x.py']
 
 data_root = 'data/sthv2/videos'

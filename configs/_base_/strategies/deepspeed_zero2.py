@@ -2,7 +2,7 @@
 # replicated) through MMEngine's FlexibleRunner. Needs `pip install
 # deepspeed` and CUDA GPUs; not run by this project's tests (no GPU): the
 # tests build the strategy from this file wherever `deepspeed` imports
-# (README "Scaling out"). Leaf configs using this base set
+# (docs/scaling.md). Leaf configs using this base set
 # `optim_wrapper = dict(type='DeepSpeedOptimWrapper', optimizer=...)`.
 runner_type = 'FlexibleRunner'
 strategy = dict(

@@ -5,7 +5,7 @@
 # `runner_type`. Leaf configs using this base set
 # `optim_wrapper = dict(type='OptimWrapper')`: FSDP's mixed precision
 # replaces AMP autocast and its gradient scaler (bf16 needs no scaling).
-# README "Scaling out"; the units: stan_mmaction/engine/sharding.py.
+# docs/scaling.md; the units: stan_mmaction/engine/sharding.py.
 runner_type = 'FlexibleRunner'
 strategy = dict(
     type='FSDPStrategy',

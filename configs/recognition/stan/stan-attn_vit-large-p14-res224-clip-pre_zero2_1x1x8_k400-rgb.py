@@ -1,9 +1,12 @@
-# STAN-attn, CLIP ViT-L/14, Kinetics-400 with DeepSpeed ZeRO-2 (README
-# "Scaling out"; needs `pip install deepspeed` and CUDA; not run by us).
+# STAN-attn, CLIP ViT-L/14, Kinetics-400 with DeepSpeed ZeRO-2
+# (docs/scaling.md; needs `pip install deepspeed` and CUDA; not run by us).
 # DeepSpeed owns gradient clipping (strategy.gradient_clipping = the
 # recipe's 5) and accumulation; the optimizer and its parameter-wise
 # learning rates are the recipe's.
-_base_ = ['stan_vitl14_k400.py', '_base_/strategies/deepspeed_zero2.py']
+_base_ = [
+    'stan-attn_vit-large-p14-res224-clip-pre_1x1x8_k400-rgb.py',
+    '../../_base_/strategies/deepspeed_zero2.py',
+]
 
 strategy = dict(gradient_accumulation_steps=2)
 optim_wrapper = dict(

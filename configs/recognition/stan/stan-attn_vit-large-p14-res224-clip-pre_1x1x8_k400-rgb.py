@@ -1,6 +1,6 @@
 # STAN-attn, CLIP ViT-L/14, Kinetics-400 (8 GPUs x 8 clips, gradient
 # checkpointing to fit; same global batch via 2x accumulation).
-_base_ = ['stan_vitb16_k400.py']
+_base_ = ['stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py']
 
 model = dict(
     backbone=dict(arch='ViT-L/14', grad_checkpointing=True),

@@ -1,5 +1,6 @@
-# STAN-attn, CLIP ViT-L/14, SSv2 (see stan_vitl14_k400.py for the batch).
-_base_ = ['stan_vitb16_ssv2.py']
+# STAN-attn, CLIP ViT-L/14, SSv2 (the batch as in the L/14 Kinetics-400
+# config beside this file).
+_base_ = ['stan-attn_vit-base-p16-res224-clip-pre_1x1x8_sthv2-rgb.py']
 
 model = dict(
     backbone=dict(arch='ViT-L/14', grad_checkpointing=True),

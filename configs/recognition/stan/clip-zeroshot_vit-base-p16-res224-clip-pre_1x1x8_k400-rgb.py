@@ -1,7 +1,7 @@
 # Zero-shot Kinetics-400 with CLIP ViT-B/16 (OpenAI): mean pooling over
 # frames, classes scored by 100 x cosine to prompt embeddings of their names.
-# No training: python tools/test.py configs/clip_zeroshot_vitb16_k400.py none
-_base_ = ['clip_meanp_vitb16_k400.py']
+# No training: `python tools/test.py THIS_CONFIG none`.
+_base_ = ['clip-meanp_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py']
 
 model = dict(cls_head=dict(
     _delete_=True, type='TextClassifierHead', num_classes=400,

@@ -1,8 +1,9 @@
 # STAN-attn ViT-B/16 on Kinetics-400 with the authors' recognition head:
 # the raw class names, embedded once by CLIP's text tower and frozen;
 # logits = cosine / tau, tau 0.01. (Ours, trainable and from five prompt
-# templates: stan_textinit_vitb16_k400.py; a linear head: stan_vitb16_k400.)
-_base_ = ['stan_vitb16_k400.py']
+# templates: stan-attn-textinit_...; a linear head: stan-attn_..., both
+# beside this file.)
+_base_ = ['stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py']
 
 model = dict(cls_head=dict(
     _delete_=True, type='TextClassifierHead', num_classes=400,

@@ -1,8 +1,9 @@
 # STAN-attn ViT-B/16 on Kinetics-400 with a trainable classifier initialised
 # from the class names' prompt-ensemble text embeddings (five templates,
 # DEFAULT_TEMPLATES) and fine-tuned at 10x lr: ours. The authors' head
-# (raw class names, embedded once, frozen) is stan_classnames_vitb16_k400.
-_base_ = ['stan_vitb16_k400.py']
+# (raw class names, embedded once, frozen) is stan-attn-classnames_... beside
+# this file.
+_base_ = ['stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py']
 
 model = dict(cls_head=dict(
     _delete_=True, type='TextClassifierHead', num_classes=400,
