@@ -477,7 +477,8 @@ def test_fsdp_full_optimizer_state_copies_out_of_the_gather_buffer(
         for states in output_states.values():
             states[state_name] = buffer[:2]  # .cpu() of a CPU view: a view
 
-    monkeypatch.setattr(compat, '_UNFLATTEN_ORIG_PARAM_STATES', [torch_like])
+    monkeypatch.setattr(compat.fsdp_cpu_optim_state,
+                        '_UNFLATTEN_ORIG_PARAM_STATES', [torch_like])
 
     def gather(device):
         info = types.SimpleNamespace(state=types.SimpleNamespace(
@@ -523,3 +524,73 @@ def test_checkpoint_config_text_runs_without_compat(tmp_path):
     assert isinstance(Config(), infer_module.Config)
     assert not marker.exists()
     assert compat.config_fromstring_executes()  # upstream still executes
+
+
+# The package: one module per repair, each documented; versions from one
+# source; a detection that cannot decide warns ------------------------------
+def test_every_repair_module_states_breakage_detection_fix_and_test():
+    import re
+    test_names = set(re.findall(r'^def (test_\w+)', open(__file__).read(),
+                                re.M))
+    assert len(compat.REPAIRS) == 14
+    for number, (name, module, patch) in enumerate(compat.REPAIRS, 1):
+        doc = module.__doc__
+        assert doc.startswith(f'Repair {number}: {name}.'), module.__name__
+        for field in ('Breakage:', 'Detected by:', 'Fixed upstream:',
+                      'Test:'):
+            assert f'\n{field} ' in doc, (module.__name__, field)
+        named = doc.split('\nTest: ', 1)[1]
+        files = re.findall(r'tests/(test_\w+\.py)', named)
+        tests = set(re.findall(r'(?<!/)\b(test_\w+)\b(?!\.py)', named))
+        assert tests or files, module.__name__
+        assert tests <= test_names, (module.__name__, tests - test_names)
+        for name_of_file in files:
+            assert osp.isfile(osp.join(osp.dirname(__file__), name_of_file))
+        assert patch.__module__ == module.__name__
+        # compat.<name> still reaches the module's names.
+        assert getattr(compat, patch.__name__) is patch
+
+
+def test_supported_versions_come_from_the_requirements_and_mmaction():
+    import re
+    runtime = open(osp.join(osp.dirname(osp.dirname(__file__)),
+                            'requirements', 'runtime.txt')).read()
+    for name in ('mmengine', 'mmaction2'):
+        low, high = compat.supported()[name]
+        assert re.search(rf'^{name}>={re.escape(low)},<{re.escape(high)}$',
+                         runtime, re.M), name
+    # mmcv: the bounds mmaction2's __init__ asserts, read, not imported.
+    import importlib.util
+    init = open(importlib.util.find_spec('mmaction').origin).read()
+    low, high = compat.supported()['mmcv']
+    assert f"mmcv_minimum_version = '{low}'" in init
+    assert f"mmcv_maximum_version = '{high}'" in init
+    assert compat.version_tuple('2.0.0rc4') == (2, 0, 0)
+    assert compat.version_tuple('0.10.7+cu130') == (0, 10, 7)
+    assert compat.version_tuple('2.14.1') > compat.version_tuple('2.9.1')
+
+
+def test_a_detection_that_cannot_decide_warns_and_leaves_code_alone(
+        monkeypatch):
+    """Repair 12 reads FSDPStrategy.load_optim_state_dict's source: a form
+    it knows neither as broken nor as fixed is left alone, with a warning
+    naming the repair (never a silent no-op)."""
+    import inspect
+
+    from mmengine._strategy.fsdp import FSDPStrategy
+    original = FSDPStrategy.load_optim_state_dict
+    wrapped = getattr(original, '__wrapped__', original)
+    monkeypatch.setattr(FSDPStrategy, 'load_optim_state_dict', wrapped)
+    monkeypatch.setattr(inspect, 'getsource',
+                        lambda obj: 'def f(self, x):\n    return x\n')
+    with pytest.warns(compat.UndecidedRepairWarning, match='fsdp_resume'):
+        assert compat.patch_fsdp_resume() is False
+    assert FSDPStrategy.load_optim_state_dict is wrapped
+    # A fixed form (torch's keywords) is recognised: no warning, no patch.
+    monkeypatch.setattr(inspect, 'getsource', lambda obj: (
+        'optim_state_dict_to_load(model=self.model, optim=o, '
+        'optim_state_dict=state_dict)'))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', compat.UndecidedRepairWarning)
+        assert compat.patch_fsdp_resume() is False
