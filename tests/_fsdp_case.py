@@ -110,6 +110,7 @@ def loss_of(model, videos, labels):
 def main(out_path):
     from stan_mmaction import compat
     from stan_mmaction.engine.sharding import (StanFullyShardedDataParallel,
+                                               _fsdp_clip_norm,
                                                flat_param_report)
     compat.apply_all()
     dist.init_process_group('gloo')
@@ -127,15 +128,16 @@ def main(out_path):
     result['ignored'] = sorted(n for n, p in fsdp.module.named_parameters()
                                if id(p) in ignored)
 
-    # 2. gradient norm: whole-batch reference vs FSDP with and without the
-    # repair (the same gradients, clipped by a norm far below theirs).
+    # 2. gradient norm: whole-batch reference vs FSDP with and without
+    # StanFSDPStrategy's clipping (the same gradients, clipped by a norm
+    # far below theirs).
     loss_of(ref, videos, labels).backward()
     ref_norm = torch.nn.utils.clip_grad_norm_(
         [p for p in ref.parameters() if p.grad is not None], 1e9)
     loss_of(fsdp, videos[mine], labels[mine]).backward()
     params = [p for p in fsdp.parameters() if p.grad is not None]
     shard_norm = torch.nn.utils.clip_grad_norm_(params, 1e9)
-    repaired = compat._fsdp_clip_norm(fsdp)(params, max_norm=1e9)
+    repaired = _fsdp_clip_norm(fsdp)(params, max_norm=1e9)
     shard_norms = [torch.zeros(()) for _ in range(world)]
     dist.all_gather(shard_norms, shard_norm.reshape(()))
     result['grad_norm'] = dict(reference=float(ref_norm),
@@ -146,7 +148,7 @@ def main(out_path):
     result['frozen_with_grad'] = frozen_grads
 
     # 3. the full optimizer state FSDPStrategy saves (state_dict_cfg='full':
-    # offload to CPU), with compat repair 13 and without it.
+    # offload to CPU), with compat repair 9 and without it.
     from mmengine.optim import build_optim_wrapper
     from torch.distributed.fsdp import (FullOptimStateDictConfig,
                                         FullStateDictConfig)

@@ -1,9 +1,7 @@
 """Each repair of stan_mmaction.compat: the breakage is real on the pinned
 stack without it (fresh interpreter, STAN_MMACTION_NO_COMPAT=1), and the
 repaired behaviour is right with it."""
-import os
 import os.path as osp
-import time
 
 import numpy as np
 import pytest
@@ -19,10 +17,10 @@ BASE_CFG = "_base_ = ['mmaction::_base_/default_runtime.py']\n"
 def test_all_repairs_applied_on_pinned_stack():
     assert compat.apply_all() == [
         'missing_drn', 'importlib_metadata', 'pkg_resources', 'torch_load',
-        'numpy_aliases', 'atomic_local_writes', 'cpu_distributed', 'resume',
-        'fsdp_clip_grad', 'fsdp_resume', 'fsdp_cpu_optim_state',
+        'numpy_aliases', 'atomic_local_writes', 'fsdp_cpu_optim_state',
         'checkpoint_config'
-    ]  # + 'deepspeed_optimizers' where DeepSpeed is installed
+    ]  # + 'vindlu_imports' with transformers, 'deepspeed_optimizers'
+    # where DeepSpeed is installed
 
 
 # 1. drn ---------------------------------------------------------------
@@ -246,145 +244,7 @@ def test_plain_mmengine_writes_in_place(tmp_path):
     assert res.returncode == 0 and res.stdout.strip() == "b'new!'"
 
 
-# 7. distributed training without CUDA --------------------------------------
-def test_cpu_ddp_drops_device_ids():
-    import os
-
-    import torch.distributed as dist
-    from mmengine.model import MMDistributedDataParallel
-    os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
-    os.environ.setdefault('MASTER_PORT', '29533')
-    import mmengine.dist.utils as dist_utils
-    from mmengine.dist.utils import init_dist
-    assert dist_utils._init_dist_pytorch is compat._init_dist_pytorch_cpu
-    os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
-    init_dist('pytorch', backend='nccl')
-    try:
-        assert dist.get_backend() == 'gloo'
-        model = MMDistributedDataParallel(torch.nn.Linear(2, 2),
-                                          device_ids=[0])
-        out = model(torch.ones(1, 2))
-        assert out.shape == (1, 2)
-    finally:
-        dist.destroy_process_group()
-
-
-def test_dist_launcher_fails_without_compat_on_cpu():
-    res = run_python(
-        'import os\n'
-        'os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", '
-        'MASTER_ADDR="127.0.0.1", MASTER_PORT="29534")\n'
-        'import stan_mmaction.compat\n'
-        'from mmengine.dist.utils import init_dist\n'
-        'init_dist("pytorch", backend="gloo")', NO_COMPAT)
-    assert res.returncode != 0
-    assert 'cuda' in res.stderr.lower() or 'CUDA' in res.stderr
-
-
-# 8. resume without a usable last_checkpoint ---------------------------------
-def _work_dir_with_checkpoints(tmp_path):
-    work = tmp_path / 'work'
-    work.mkdir()
-    for n, age in ((1, 30), (2, 20), (10, 40)):  # epoch_2 written last
-        path = work / f'epoch_{n}.pth'
-        path.write_bytes(b'x')
-        os.utime(path, (time.time() - age, time.time() - age))
-    (work / 'best_acc.pth').write_bytes(b'x')
-    return work
-
-
-def test_resume_finds_nothing_without_last_checkpoint_unrepaired(tmp_path):
-    work = _work_dir_with_checkpoints(tmp_path)
-    res = run_python(
-        'import stan_mmaction.compat\n'
-        'from mmengine.runner.checkpoint import find_latest_checkpoint\n'
-        f'print(find_latest_checkpoint({str(work)!r}))', NO_COMPAT)
-    assert res.returncode == 0
-    assert res.stdout.strip().splitlines()[-1] == 'None'
-
-
-def test_resume_falls_back_to_the_newest_checkpoint(tmp_path):
-    import mmengine.runner.runner as runner_module
-    assert runner_module.find_latest_checkpoint is \
-        compat.find_latest_checkpoint
-    work = _work_dir_with_checkpoints(tmp_path)
-    newest = str(work / 'epoch_2.pth')
-    assert compat.find_latest_checkpoint(str(work)) == newest  # missing
-    (work / 'last_checkpoint').write_text('')
-    assert compat.find_latest_checkpoint(str(work)) == newest  # empty
-    (work / 'last_checkpoint').write_text(str(work / 'epoch_9.pth'))
-    assert compat.find_latest_checkpoint(str(work)) == newest  # stale
-    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
-    assert compat.find_latest_checkpoint(str(work)) == str(
-        work / 'epoch_1.pth')  # a valid one is followed
-    assert compat.find_latest_checkpoint(str(tmp_path / 'none')) is None
-
-
-def test_interrupted_last_checkpoint_write_keeps_the_old_one(
-        tmp_path, monkeypatch):
-    import mmengine.hooks.checkpoint_hook as hook_module
-    path = tmp_path / 'last_checkpoint'
-    path.write_text('/runs/epoch_1.pth')
-
-    def crash(*args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, 'replace', crash)
-    with pytest.raises(KeyboardInterrupt):
-        with hook_module.open(str(path), 'w') as f:
-            f.write('/runs/epoch_2.pth')
-    assert path.read_text() == '/runs/epoch_1.pth'
-    assert sorted(os.listdir(tmp_path)) == ['last_checkpoint']
-    monkeypatch.undo()
-    with hook_module.open(str(path), 'w') as f:
-        f.write('/runs/epoch_2.pth')
-    assert path.read_text() == '/runs/epoch_2.pth'
-
-
-# 10. gradient norm clipping under FSDP ---------------------------------------
-def _fake_fsdp_root(calls):
-    """An FSDP instance in type only (no process group): a Linear child
-    and a ``clip_grad_norm_`` that records its arguments."""
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    class Root(FullyShardedDataParallel):
-        __getattr__ = torch.nn.Module.__getattr__
-        named_parameters = torch.nn.Module.named_parameters
-        named_modules = torch.nn.Module.named_modules
-
-        def __init__(self):
-            torch.nn.Module.__init__(self)
-            self.fc = torch.nn.Linear(2, 2)
-
-        def clip_grad_norm_(self, max_norm, norm_type=2.0):
-            calls.append((max_norm, norm_type))
-            return torch.tensor(7.0)
-
-    return Root()
-
-
-def test_fsdp_clip_grad_goes_through_the_fsdp_root():
-    from mmengine._strategy.fsdp import FSDPStrategy
-    calls = []
-    root = _fake_fsdp_root(calls)
-    cfg = dict(optimizer=dict(type='SGD', lr=0.1),
-               clip_grad=dict(max_norm=0.5, norm_type=2))
-    build = FSDPStrategy.build_optim_wrapper
-    # Unrepaired: torch's clip_grad_norm_ over what this rank holds (its
-    # shards under FSDP).
-    plain = build.__wrapped__(None, dict(cfg), model=root)
-    assert plain.clip_func is torch.nn.utils.clip_grad_norm_
-    wrapper = build(None, dict(cfg), model=root)
-    assert wrapper.clip_func is not torch.nn.utils.clip_grad_norm_
-    root.fc.weight.grad = torch.ones(2, 2)
-    wrapper._clip_grad()
-    assert calls == [(0.5, 2)]  # the root's whole-gradient clipping
-    # Not FSDP: nothing changes.
-    other = build(None, dict(cfg), model=torch.nn.Linear(2, 2))
-    assert other.clip_func is torch.nn.utils.clip_grad_norm_
-
-
-# 11. DeepSpeedStrategy with a DeepSpeed without the 1-bit optimizers
+# 8. DeepSpeedStrategy with a DeepSpeed without the 1-bit optimizers
 def test_deepspeed_optimizers_register_without_onebit(monkeypatch):
     """A stand-in ``deepspeed`` with the optimizers of 0.19.8 (no
     ``runtime.fp16.onebit``): mmengine's registration fails, ours
@@ -426,37 +286,7 @@ def test_deepspeed_optimizers_register_without_onebit(monkeypatch):
         OPTIMIZERS._module_dict.pop(name)
 
 
-# 12. resuming an FSDP run ------------------------------------------------
-def test_fsdp_optimizer_state_loads_with_torchs_argument_order(monkeypatch):
-    from mmengine._strategy.fsdp import FSDPStrategy
-    from torch.distributed.fsdp import FullyShardedDataParallel
-    calls = []
-
-    def to_load(model, optim, optim_state_dict, group=None):
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"unhashable type: '{type(model).__name__}'")
-        calls.append((model, optim, optim_state_dict))
-        return optim_state_dict
-
-    monkeypatch.setattr(FullyShardedDataParallel, 'optim_state_dict_to_load',
-                        staticmethod(to_load))
-    model = torch.nn.Linear(2, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    strategy = types_namespace(model=model, optim_wrapper=types_namespace(
-        optimizer=optimizer, load_state_dict=optimizer.load_state_dict))
-    saved = optimizer.state_dict()
-    with pytest.raises(TypeError, match='unhashable'):
-        FSDPStrategy.load_optim_state_dict.__wrapped__(strategy, saved)
-    FSDPStrategy.load_optim_state_dict(strategy, saved)
-    assert calls == [(model, optimizer, saved)]
-
-
-def types_namespace(**kwargs):
-    import types
-    return types.SimpleNamespace(**kwargs)
-
-
-# 13. FSDP full optimizer state dicts on CPU processes
+# 9. FSDP full optimizer state dicts on CPU processes
 def test_fsdp_full_optimizer_state_copies_out_of_the_gather_buffer(
         monkeypatch):
     """The repair's logic on a stand-in of torch's function (which, like
@@ -497,7 +327,7 @@ def test_fsdp_full_optimizer_state_copies_out_of_the_gather_buffer(
     assert states['exp_avg'].tolist() == [2.0, 2.0]
 
 
-# 14. config text of checkpoints executed by mmengine ------------------------
+# 10. config text of checkpoints executed by mmengine ------------------------
 def test_checkpoint_config_text_runs_without_compat(tmp_path):
     """What resume and the inferencers call on a checkpoint's config text
     executes it on the unrepaired stack (the marker is written); repaired,
@@ -532,7 +362,7 @@ def test_every_repair_module_states_breakage_detection_fix_and_test():
     import re
     test_names = set(re.findall(r'^def (test_\w+)', open(__file__).read(),
                                 re.M))
-    assert len(compat.REPAIRS) == 14
+    assert len(compat.REPAIRS) == 10
     for number, (name, module, patch) in enumerate(compat.REPAIRS, 1):
         doc = module.__doc__
         assert doc.startswith(f'Repair {number}: {name}.'), module.__name__
@@ -572,25 +402,39 @@ def test_supported_versions_come_from_the_requirements_and_mmaction():
 
 def test_a_detection_that_cannot_decide_warns_and_leaves_code_alone(
         monkeypatch):
-    """Repair 12 reads FSDPStrategy.load_optim_state_dict's source: a form
-    it knows neither as broken nor as fixed is left alone, with a warning
-    naming the repair (never a silent no-op)."""
+    """Repair 9 reads the source of torch's _unflatten_orig_param_states:
+    a form it knows neither as broken nor as fixed is left alone, with a
+    warning naming the repair (never a silent no-op); a fixed form (a
+    copy in every case) is left alone silently."""
     import inspect
-
-    from mmengine._strategy.fsdp import FSDPStrategy
-    original = FSDPStrategy.load_optim_state_dict
-    wrapped = getattr(original, '__wrapped__', original)
-    monkeypatch.setattr(FSDPStrategy, 'load_optim_state_dict', wrapped)
-    monkeypatch.setattr(inspect, 'getsource',
-                        lambda obj: 'def f(self, x):\n    return x\n')
-    with pytest.warns(compat.UndecidedRepairWarning, match='fsdp_resume'):
-        assert compat.patch_fsdp_resume() is False
-    assert FSDPStrategy.load_optim_state_dict is wrapped
-    # A fixed form (torch's keywords) is recognised: no warning, no patch.
-    monkeypatch.setattr(inspect, 'getsource', lambda obj: (
-        'optim_state_dict_to_load(model=self.model, optim=o, '
-        'optim_state_dict=state_dict)'))
     import warnings
+
+    from torch.distributed.fsdp import _optim_utils
+
+    def torch_function(*args):
+        pass
+
+    monkeypatch.setattr(_optim_utils, '_unflatten_orig_param_states',
+                        torch_function)
+    monkeypatch.setattr(inspect, 'getsource',
+                        lambda obj: 'def f(x):\n    return x\n')
+    with pytest.warns(compat.UndecidedRepairWarning,
+                      match='fsdp_cpu_optim_state'):
+        assert compat.patch_fsdp_cpu_optim_state() is False
+    assert _optim_utils._unflatten_orig_param_states is torch_function
+    monkeypatch.setattr(inspect, 'getsource', lambda obj: (
+        'def f(value):\n    return value.clone()\n'))
     with warnings.catch_warnings():
         warnings.simplefilter('error', compat.UndecidedRepairWarning)
-        assert compat.patch_fsdp_resume() is False
+        assert compat.patch_fsdp_cpu_optim_state() is False
+    assert _optim_utils._unflatten_orig_param_states is torch_function
+    # The broken form is repaired.
+    monkeypatch.setattr(inspect, 'getsource', lambda obj: (
+        'elif not cpu_offload:\n    value = value.cpu()\n'))
+    monkeypatch.setattr(compat.fsdp_cpu_optim_state,
+                        '_UNFLATTEN_ORIG_PARAM_STATES', [])
+    assert compat.patch_fsdp_cpu_optim_state() is True
+    assert _optim_utils._unflatten_orig_param_states is \
+        compat._unflatten_orig_param_states_cpu
+    assert compat.fsdp_cpu_optim_state._UNFLATTEN_ORIG_PARAM_STATES == [
+        torch_function]

@@ -234,7 +234,7 @@ def test_retrieval_configs_follow_docs_recipes():
         # betas, the branch at 10x.
         assert model.head.reference_gpus == 8, rel
         assert cfg.optim_wrapper.clip_grad.max_norm == 5, rel
-        if cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
+        if cfg.get('strategy', {}).get('type') == 'StanFSDPStrategy':
             # bf16 compute through FSDP's mixed precision, not AMP
             assert cfg.optim_wrapper.type == 'OptimWrapper', rel
             mixed = cfg.strategy.model_wrapper.mixed_precision

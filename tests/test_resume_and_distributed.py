@@ -131,9 +131,9 @@ def test_a_finished_run_destroys_its_group_at_exit(finished):
         'os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", '
         f'MASTER_ADDR="127.0.0.1", MASTER_PORT="{free_port()}")\n'
         'import stan_mmaction\n'
-        'from mmengine.dist.utils import init_dist\n'
         'from stan_mmaction.engine import DistributedTeardownHook\n'
-        'init_dist("pytorch", backend="nccl")\n'
+        'from stan_mmaction.engine.runner import init_cpu_process_group\n'
+        'init_cpu_process_group("pytorch", dict(backend="nccl"))\n'
         + ('DistributedTeardownHook().after_run(None)\n' if finished
            else ''))
     assert res.returncode == 0, res.stderr[-2000:]

@@ -141,15 +141,15 @@ def test_fsdp_units_clipping_and_bf16_on_two_processes(tmp_path):
     assert case['ignored'] == ['backbone.visual.class_embedding',
                                'backbone.visual.positional_embedding']
     assert case['frozen_with_grad'] == []
-    # The whole-batch gradient norm, through FSDP's clip_grad_norm_ (compat
-    # repair 10); each rank's own shard norm, which mmengine's FSDPStrategy
-    # would clip by, is another number on each rank.
+    # The whole-batch gradient norm, through FSDP's clip_grad_norm_
+    # (StanFSDPStrategy); each rank's own shard norm, which mmengine's
+    # FSDPStrategy would clip by, is another number on each rank.
     norm = case['grad_norm']
     assert norm['repaired'] == pytest.approx(norm['reference'], rel=1e-5)
     for shard in norm['per_shard']:
         assert shard < 0.95 * norm['reference']
     # The full optimizer state: exp_avg and exp_avg_sq of every parameter
-    # (rank 0 holds it), as compat repair 13 makes them; torch's own code
+    # (rank 0 holds it), as compat repair 9 makes them; torch's own code
     # on CPU leaves the last one gathered in both.
     states = case['optim_states_distinct']
     count = states['repaired'][1]  # every trainable tensor
@@ -329,7 +329,7 @@ def test_deepspeed_strategy_builds_from_the_base_config():
     from mmengine.config import Config
     from mmengine.registry import STRATEGIES
     cfg = Config.fromfile(ZERO2_CFG)
-    assert cfg.runner_type == 'FlexibleRunner'
+    assert cfg.runner_type == 'StanFlexibleRunner'
     strategy = STRATEGIES.build(cfg.strategy)
     assert type(strategy).__name__ == 'DeepSpeedStrategy'
     config = dict(strategy.config,
@@ -356,7 +356,7 @@ def test_test_tool_runs_sharded_configs_with_the_ordinary_runner(
         monkeypatch.setattr(sys, 'argv', ['test.py', config, 'ckpt.pth',
                                           '--work-dir', str(tmp_path)])
         cfg = Config.fromfile(config)
-        assert 'runner_type' in cfg and 'strategy' in cfg
+        assert cfg.runner_type == 'StanFlexibleRunner' and 'strategy' in cfg
         cfg = tool.merge_args(cfg, tool.parse_args())
-        assert 'runner_type' not in cfg and 'strategy' not in cfg
+        assert cfg.runner_type == 'StanRunner' and 'strategy' not in cfg
         assert cfg.load_from == 'ckpt.pth'

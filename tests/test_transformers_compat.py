@@ -1,4 +1,4 @@
-"""Compat repair 9 with a real transformers release installed: mmaction2
+"""Compat repair 7 with a real transformers release installed: mmaction2
 1.2.0's VindLU models import names transformers 4.57 moved; with our repair
 mmaction2 registers its placeholders and everything else works.
 

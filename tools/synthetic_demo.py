@@ -78,7 +78,7 @@ TASKS = {
 }
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--task', choices=sorted(TASKS),
                         default='recognition')
@@ -100,7 +100,7 @@ def parse_args():
     parser.add_argument(
         '--jobs', type=int, default=2,
         help='trainings run side by side, one CPU thread each')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     task = TASKS[args.task]
     retrieval = args.task == 'retrieval'
     if args.work_dir is None:
@@ -283,8 +283,8 @@ def train_and_test(name, config, args, threads, reporter=None):
     return name, metrics, time.time() - start
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     task = TASKS[args.task]
     start = time.time()
     ensure_dataset(args.task, args.data_root, args.train_per_class,

@@ -6,13 +6,14 @@ import os.path as osp
 
 import _bootstrap  # noqa: F401  (repairs the stack before Config.fromfile)
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from stan_mmaction.apis.cli import one_line_errors
 from stan_mmaction.utils.atomic import atomic_write_text
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument(
@@ -44,7 +45,7 @@ def parse_args():
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -83,7 +84,10 @@ def merge_args(cfg, args):
     # Sharded training configs (FSDP, DeepSpeed; docs/scaling.md) are
     # tested with the ordinary runner: their checkpoints are full state
     # dicts of the ordinary model, and inference needs no sharding.
-    cfg.pop('runner_type', None)
+    flexible = {'FlexibleRunner': 'Runner',
+                'StanFlexibleRunner': 'StanRunner'}
+    if cfg.get('runner_type') in flexible:
+        cfg.runner_type = flexible[cfg.runner_type]
     cfg.pop('strategy', None)
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):
@@ -105,11 +109,15 @@ def merge_args(cfg, args):
     return cfg
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    """Test; ``argv`` as on the command line (default ``sys.argv[1:]``).
+    Returns the metrics."""
+    args = parse_args(argv)
     with one_line_errors():  # refused checkpoints, unwritable work dirs
         cfg = merge_args(Config.fromfile(args.config), args)
-        runner = Runner.from_cfg(cfg)
+        # The runner a config names (ours: StanRunner), as in MMAction2's.
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
+            RUNNERS.build(cfg)
         metrics = runner.test()
         if runner.rank == 0:
             # Besides the log: the metrics as JSON, for scripts and tables.
@@ -117,6 +125,7 @@ def main():
                 osp.join(cfg.work_dir, 'test_metrics.json'),
                 json.dumps({k: float(v) for k, v in metrics.items()},
                            indent=1))
+    return metrics
 
 
 if __name__ == '__main__':

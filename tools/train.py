@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from stan_mmaction.apis.cli import one_line_errors
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a STAN / MMAction2 '
                                      'model')
     parser.add_argument('config', help='train config file path')
@@ -38,7 +38,7 @@ def parse_args():
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -84,17 +84,20 @@ def merge_args(cfg, args):
     return cfg
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    """Train; ``argv`` as on the command line (default ``sys.argv[1:]``).
+    Returns the runner."""
+    args = parse_args(argv)
     # A refused checkpoint (pretrained=, load_from, --resume) or an output
     # folder that cannot be written: one line, not a traceback.
     with one_line_errors():
         cfg = merge_args(Config.fromfile(args.config), args)
-        # FlexibleRunner configs (FSDP, DeepSpeed) name their runner, as in
-        # MMAction2's tools.
+        # The runner a config names (ours: StanRunner, StanFlexibleRunner
+        # for FSDP and DeepSpeed), as in MMAction2's tools.
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
             RUNNERS.build(cfg)
         runner.train()
+    return runner
 
 
 if __name__ == '__main__':

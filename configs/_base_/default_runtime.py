@@ -7,14 +7,19 @@
 # setuptools >= 82). Plus the plugin import every config of ours needs.
 default_scope = 'mmaction'
 custom_imports = dict(imports=['stan_mmaction'], allow_failed_imports=False)
+# MMEngine's Runner with our resume (the newest checkpoint when
+# last_checkpoint is missing) and CPU distributed training
+# (stan_mmaction/engine/runner.py).
+runner_type = 'StanRunner'
 
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, ignore_last=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Keep the last 3 epoch checkpoints besides the best one.
-    checkpoint=dict(type='CheckpointHook', interval=1, save_best='auto',
+    # Keep the last 3 epoch checkpoints besides the best one;
+    # last_checkpoint written atomically.
+    checkpoint=dict(type='StanCheckpointHook', interval=1, save_best='auto',
                     max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     sync_buffers=dict(type='SyncBuffersHook'))

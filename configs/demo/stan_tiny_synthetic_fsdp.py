@@ -5,5 +5,9 @@
 # bf16); the GPU configs use the base's bf16 mixed precision.
 _base_ = ['stan_tiny_synthetic.py', '../_base_/strategies/fsdp.py']
 
+# FlexibleRunner (with our resume; stan_mmaction/engine/runner.py): what
+# runs a strategy.
+runner_type = 'StanFlexibleRunner'
+
 model = dict(backbone=dict(frozen_stages=0, grad_checkpointing=True))
 strategy = dict(model_wrapper=dict(mixed_precision=None))

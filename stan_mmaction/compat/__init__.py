@@ -16,21 +16,26 @@ broken form nor a known fixed one, the repair is not applied and an
  3    ``package_paths``         ``pkg::`` configs need ``pkg_resources``
  4    ``torch_load``            ``weights_only`` default vs mmengine
  5    ``numpy_aliases``         numpy 2 removed ``in1d``, ``trapz``, ``Inf``
- 6    ``atomic_local_writes``   checkpoints written in place
- 7    ``cpu_distributed``       the ``pytorch`` launcher needs CUDA
- 8    ``resume``                ``--resume`` trusts ``last_checkpoint``
- 9    ``vindlu_imports``        VindLU vs newer ``transformers``
- 10   ``fsdp_clip_grad``        FSDP clips each shard by its own norm
- 11   ``deepspeed_optimizers``  DeepSpeed's removed 1-bit optimizers
- 12   ``fsdp_resume``           FSDP resume in torch < 2.1's argument order
- 13   ``fsdp_cpu_optim_state``  FSDP optimizer states on CPU processes
- 14   ``checkpoint_config``     a checkpoint's config text executed
+ 6    ``atomic_local_writes``   files written in place (truncated on a crash)
+ 7    ``vindlu_imports``        VindLU vs newer ``transformers``
+ 8    ``deepspeed_optimizers``  DeepSpeed's removed 1-bit optimizers
+ 9    ``fsdp_cpu_optim_state``  FSDP optimizer states on CPU processes
+ 10   ``checkpoint_config``     a checkpoint's config text executed
 ====  ========================  =============================================
+
+Only breakages are repaired here. What is our behaviour rather than a fix
+(resume from the newest checkpoint, an atomic ``last_checkpoint``, CPU
+distributed training, FSDP clipping by the whole norm and its optimizer
+states on resume) is in registered engine parts our configs select
+(``stan_mmaction/engine``: ``StanRunner``, ``StanFlexibleRunner``,
+``StanCheckpointHook``, ``StanFSDPStrategy``,
+``StanDistributedDataParallel``): importing the plugin leaves MMEngine's
+runners, hooks and strategies as they are.
 
 The supported versions (``_versions``) come from ``requirements/runtime.txt``
 through the package metadata, and mmcv's from mmaction2's own bounds.
-Names of the repair modules are reachable here (``compat.find_latest_
-checkpoint``) for the tools and tests.
+Names of the repair modules are reachable here (``compat.patch_torch_load``)
+for the tools and tests.
 
 Set ``STAN_MMACTION_NO_COMPAT=1`` to skip every repair (``import
 stan_mmaction`` then loads only this package; used by the tests to show that
@@ -61,9 +66,8 @@ def undecided(repair: str, what: str) -> bool:
 
 
 from . import (atomic_local_writes, checkpoint_config,  # noqa: E402
-               cpu_distributed, deepspeed_optimizers, fsdp_clip_grad,
-               fsdp_cpu_optim_state, fsdp_resume, metadata_backport,
-               missing_drn, numpy_aliases, package_paths, resume, torch_load,
+               deepspeed_optimizers, fsdp_cpu_optim_state, metadata_backport,
+               missing_drn, numpy_aliases, package_paths, torch_load,
                vindlu_imports)
 
 #: ``(name, module, repair function)`` in the order they are applied.
@@ -76,14 +80,9 @@ REPAIRS = (
     ('numpy_aliases', numpy_aliases, numpy_aliases.patch_numpy_aliases),
     ('atomic_local_writes', atomic_local_writes,
      atomic_local_writes.patch_atomic_local_writes),
-    ('cpu_distributed', cpu_distributed,
-     cpu_distributed.patch_cpu_distributed),
-    ('resume', resume, resume.patch_resume),
     ('vindlu_imports', vindlu_imports, vindlu_imports.patch_vindlu_imports),
-    ('fsdp_clip_grad', fsdp_clip_grad, fsdp_clip_grad.patch_fsdp_clip_grad),
     ('deepspeed_optimizers', deepspeed_optimizers,
      deepspeed_optimizers.patch_deepspeed_optimizers),
-    ('fsdp_resume', fsdp_resume, fsdp_resume.patch_fsdp_resume),
     ('fsdp_cpu_optim_state', fsdp_cpu_optim_state,
      fsdp_cpu_optim_state.patch_fsdp_cpu_optim_state),
     ('checkpoint_config', checkpoint_config,
@@ -94,7 +93,7 @@ _APPLIED: List[str] = []
 
 
 def __getattr__(name: str):
-    """A name of one of the repair modules (``compat.patch_resume``)."""
+    """A name of one of the repair modules (``compat.patch_torch_load``)."""
     for _, module, _ in REPAIRS:
         if name in vars(module):
             return vars(module)[name]

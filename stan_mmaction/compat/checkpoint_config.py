@@ -1,4 +1,4 @@
-"""Repair 14: checkpoint_config.
+"""Repair 10: checkpoint_config.
 
 Breakage: mmengine executes the config text a checkpoint carries:
 ``Runner.resume`` and ``FlexibleRunner.resume`` call

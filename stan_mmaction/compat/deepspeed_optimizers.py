@@ -1,4 +1,4 @@
-"""Repair 11: deepspeed_optimizers.
+"""Repair 8: deepspeed_optimizers.
 
 Breakage: mmengine's ``DeepSpeedStrategy`` imports DeepSpeed's removed 1-bit
 optimizers. -> :func:`patch_deepspeed_optimizers`

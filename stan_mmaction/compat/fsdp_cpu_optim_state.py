@@ -1,4 +1,4 @@
-"""Repair 13: fsdp_cpu_optim_state.
+"""Repair 9: fsdp_cpu_optim_state.
 
 Breakage: torch's FSDP copies nothing out of its optimizer-state gather buffer
 on CPU processes. -> :func:`patch_fsdp_cpu_optim_state`

@@ -1,4 +1,4 @@
-"""Repair 9: vindlu_imports.
+"""Repair 7: vindlu_imports.
 
 Breakage: With ``transformers`` installed, mmaction2 1.2.0 imports its VindLU
 models, which import names newer ``transformers`` releases moved

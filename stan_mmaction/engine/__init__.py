@@ -1,11 +1,15 @@
 from .hooks import (DistributedTeardownHook, InferencePrecisionHook,
-                    QueryBankHook, RNGStateHook)
+                    QueryBankHook, RNGStateHook, StanCheckpointHook)
 from .optim import StanOptimWrapperConstructor
-from .sharding import StanFullyShardedDataParallel, fsdp_units
+from .runner import (StanDistributedDataParallel, StanFlexibleRunner,
+                     StanRunner, find_latest_checkpoint)
+from .sharding import (StanFSDPStrategy, StanFullyShardedDataParallel,
+                       fsdp_units)
 
 __all__ = [
     'DistributedTeardownHook', 'InferencePrecisionHook', 'QueryBankHook',
-    'RNGStateHook',
-    'StanFullyShardedDataParallel', 'StanOptimWrapperConstructor',
+    'RNGStateHook', 'StanCheckpointHook', 'StanDistributedDataParallel',
+    'StanFlexibleRunner', 'StanFSDPStrategy', 'StanFullyShardedDataParallel',
+    'StanOptimWrapperConstructor', 'StanRunner', 'find_latest_checkpoint',
     'fsdp_units'
 ]

@@ -1,13 +1,72 @@
-"""Hooks of our configs: RNG states in checkpoints (exact resume), the
-QB-Norm query bank, inference precision, and ending distributed runs
-together."""
+"""Hooks of our configs: checkpoints whose ``last_checkpoint`` is never
+half written, RNG states in checkpoints (exact resume), the QB-Norm query
+bank, inference precision, and ending distributed runs together."""
 import atexit
+import os.path as osp
 import random
 
 import numpy as np
 import torch
 from mmaction.registry import HOOKS
-from mmengine.hooks import Hook
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook, Hook
+
+from ..utils.atomic import atomic_path
+
+
+@HOOKS.register_module()
+class StanCheckpointHook(CheckpointHook):
+    """MMEngine's ``CheckpointHook`` that writes ``last_checkpoint`` (the
+    name ``--resume`` reads) atomically: MMEngine rewrites it in place, so
+    a run killed in that moment leaves it empty or cut off. Here the new
+    name goes to a temporary file renamed over the old one: a reader sees
+    the previous checkpoint's name or the new one. Arguments as
+    ``CheckpointHook``; selected by ``default_hooks.checkpoint.type`` in
+    ``configs/_base_/default_runtime.py``. (The checkpoint files
+    themselves are written atomically by compat repair 6, for every
+    writer.)"""
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        if self.max_keep_ckpts > 0 and not (
+                self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            # Make room first, so that max_keep_ckpts remain after saving
+            # (the best checkpoint may save the same step twice).
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                self._remove_checkpoint(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(self.keep_ckpt_ids))
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir,
+                                                     ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, ckpt_filename, self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta,
+            by_epoch=self.by_epoch, backend_args=self.backend_args,
+            **self.args)
+        # Sharded strategies save on every rank; the name is written once.
+        if is_main_process():
+            self.write_last_checkpoint(runner.work_dir, self.last_ckpt)
+
+    def _remove_checkpoint(self, step) -> None:
+        if not is_main_process():
+            return
+        path = self.file_backend.join_path(self.out_dir,
+                                           self.filename_tmpl.format(step))
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # DeepSpeed saves folders
+            self.file_backend.rmtree(path)
+
+    @staticmethod
+    def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
+        """Write ``work_dir/last_checkpoint`` naming ``checkpoint``,
+        atomically."""
+        with atomic_path(osp.join(work_dir, 'last_checkpoint')) as tmp:
+            with open(tmp, 'w') as f:
+                f.write(checkpoint)
 
 
 @HOOKS.register_module()

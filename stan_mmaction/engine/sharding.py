@@ -23,17 +23,25 @@ With these units ``use_orig_params=True`` (needed for the parameter-wise
 learning rates and weight decay of ``StanOptimWrapperConstructor``, which
 match parameter names) costs no gradient memory on frozen weights: a unit
 is either wholly frozen (no gradient) or wholly trainable.
+
+:class:`StanFSDPStrategy` (``strategy = dict(type='StanFSDPStrategy')``,
+``configs/_base_/strategies/fsdp.py``) is MMEngine's ``FSDPStrategy`` with
+three behaviours of ours: gradient clipping by the norm of the whole
+gradient, optimizer states loaded on resume, and processes without CUDA.
 """
 import dataclasses
 from typing import Iterable, List, Optional, Set, Union
 
 import torch
 import torch.nn as nn
+from mmengine._strategy import FSDPStrategy
 from mmengine.model.wrappers import MMFullyShardedDataParallel
-from mmengine.registry import MODEL_WRAPPERS
+from mmengine.optim import OptimWrapperDict
+from mmengine.registry import MODEL_WRAPPERS, STRATEGIES
 from open_clip.transformer import ResidualAttentionBlock
 
 from ..models.stan_branch import STANLayer
+from .runner import init_cpu_process_group
 
 #: Module types that are always units of their own.
 BLOCK_TYPES = (ResidualAttentionBlock, STANLayer)
@@ -193,7 +201,7 @@ class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
         computes on the CPU: there the offload copies nothing, and torch
         relies on it copying (torch 2.9: a segmentation fault while saving
         a full state dict; torch 2.14: every optimizer state of a unit
-        saved as the last one gathered, see compat repair 13)."""
+        saved as the last one gathered, see compat repair 9)."""
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
         def no_offload(config):
@@ -208,6 +216,76 @@ class StanFullyShardedDataParallel(MMFullyShardedDataParallel):
         return FSDP.set_state_dict_type(module, state_dict_type,
                                         state_dict_config,
                                         optim_state_dict_config)
+
+
+def _fsdp_clip_norm(root):
+    """A ``clip_grad_norm_`` stand-in that clips by the whole gradient's
+    norm through the FSDP root module (the ``params`` argument is not
+    needed: the root holds every shard)."""
+
+    def clip(params, max_norm, norm_type=2.0, **kwargs):
+        return root.clip_grad_norm_(max_norm, norm_type)
+
+    clip.fsdp_root = root
+    return clip
+
+
+def clip_grad_through_fsdp(optim_wrapper, model) -> None:
+    """Point every norm-clipping ``OptimWrapper`` in ``optim_wrapper`` at
+    the FSDP root ``model`` (no-op for value clipping, no clipping, or a
+    model that is not FSDP)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    if not isinstance(model, FullyShardedDataParallel):
+        return
+    wrappers = optim_wrapper.values() if isinstance(
+        optim_wrapper, OptimWrapperDict) else [optim_wrapper]
+    for wrapper in wrappers:
+        if getattr(wrapper, 'clip_grad_kwargs', None) and getattr(
+                wrapper, 'clip_func', None) is torch.nn.utils.clip_grad_norm_:
+            wrapper.clip_func = _fsdp_clip_norm(model)
+
+
+@STRATEGIES.register_module()
+class StanFSDPStrategy(FSDPStrategy):
+    """MMEngine's ``FSDPStrategy`` with:
+
+    - **clipping by the norm of the whole gradient**: ``OptimWrapper``'s
+      ``clip_grad=dict(max_norm=...)`` calls ``torch.nn.utils.
+      clip_grad_norm_`` over the parameters this rank holds, under FSDP
+      its shards, so each rank would clip by the norm of its shard alone (a
+      different factor per rank). Here norm clipping goes through FSDP's
+      own ``clip_grad_norm_`` (reduced over the ranks).
+    - **optimizer states loaded on resume**: MMEngine 0.10.7 passes
+      ``optim_state_dict_to_load`` its arguments in torch < 2.1's order
+      (``(state_dict, model, optim)``; torch >= 2.1 takes ``(model, optim,
+      optim_state_dict)``), so an FSDP run cannot resume; here they are
+      passed by name.
+    - **processes without CUDA**: the ``pytorch`` launcher's group with gloo
+      (:func:`~.runner.init_cpu_process_group`); the shards then live on
+      the CPU (:class:`StanFullyShardedDataParallel`).
+
+    Arguments as ``FSDPStrategy``.
+    """
+
+    def _setup_distributed(self, launcher='pytorch', backend='nccl',
+                           **kwargs):
+        if not init_cpu_process_group(launcher,
+                                      dict(kwargs, backend=backend)):
+            super()._setup_distributed(launcher, backend, **kwargs)
+
+    def build_optim_wrapper(self, optim_wrapper, model=None):
+        wrapper = super().build_optim_wrapper(optim_wrapper, model)
+        clip_grad_through_fsdp(wrapper, model)
+        return wrapper
+
+    def load_optim_state_dict(self, state_dict: dict) -> None:
+        """The saved optimizer state (full or local, as the strategy saved
+        it) converted for this rank's optimizer, then loaded."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+        optim_state_dict = FullyShardedDataParallel.optim_state_dict_to_load(
+            model=self.model, optim=self.optim_wrapper.optimizer,
+            optim_state_dict=state_dict)
+        self.optim_wrapper.load_state_dict(optim_state_dict)
 
 
 def flat_param_report(model: nn.Module) -> List[dict]:

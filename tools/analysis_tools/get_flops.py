@@ -32,7 +32,7 @@ def count_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Params and FLOPs')
     parser.add_argument('config', help='config file (mmaction:: paths work)')
     parser.add_argument(
@@ -43,11 +43,13 @@ def parse_args():
     parser.add_argument('--depth', type=int, default=3,
                         help='module depth of the breakdown')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    """Print the counts; ``argv`` as on the command line. Returns them:
+    ``dict(params=..., flops=..., per_module={name: flops})``."""
+    args = parse_args(argv)
     model = init_model(args.config, cfg_options=args.cfg_options,
                        random_weights=True)
     shape = tuple(args.shape) if args.shape else \
@@ -70,6 +72,8 @@ def main():
         key = name.split('.', 1)[1]
         params = count_params(named[key]) / 1e6 if key in named else 0.0
         print(f'| {key} | {params:.2f} | {flops / 1e9:.3f} |')
+    return dict(params=count_params(model), flops=total,
+                per_module=dict(per_module))
 
 
 if __name__ == '__main__':

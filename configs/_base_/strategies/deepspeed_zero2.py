@@ -4,7 +4,9 @@
 # tests build the strategy from this file wherever `deepspeed` imports
 # (docs/scaling.md). Leaf configs using this base set
 # `optim_wrapper = dict(type='DeepSpeedOptimWrapper', optimizer=...)`.
-runner_type = 'FlexibleRunner'
+# Leaf configs set `runner_type = 'StanFlexibleRunner'` (FlexibleRunner
+# with our resume): the default runtime's 'StanRunner' is in another base,
+# and MMEngine refuses a key two bases set.
 strategy = dict(
     type='DeepSpeedStrategy',
     # bf16 compute, fp32 master weights and optimizer states.

@@ -8,4 +8,8 @@ _base_ = [
     '../../_base_/strategies/fsdp.py',
 ]
 
+# FlexibleRunner (with our resume; stan_mmaction/engine/runner.py): what
+# runs a strategy.
+runner_type = 'StanFlexibleRunner'
+
 optim_wrapper = dict(type='OptimWrapper')

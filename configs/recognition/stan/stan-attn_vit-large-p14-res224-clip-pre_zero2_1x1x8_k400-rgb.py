@@ -3,10 +3,12 @@
 # DeepSpeed owns gradient clipping (strategy.gradient_clipping = the
 # recipe's 5) and accumulation; the optimizer and its parameter-wise
 # learning rates are the recipe's.
-_base_ = [
-    'stan-attn_vit-large-p14-res224-clip-pre_1x1x8_k400-rgb.py',
-    '../../_base_/strategies/deepspeed_zero2.py',
-]
+_base_ = ['stan-attn_vit-large-p14-res224-clip-pre_1x1x8_k400-rgb.py',
+          '../../_base_/strategies/deepspeed_zero2.py']
+
+# FlexibleRunner (with our resume; stan_mmaction/engine/runner.py): what
+# runs a strategy.
+runner_type = 'StanFlexibleRunner'
 
 strategy = dict(gradient_accumulation_steps=2)
 optim_wrapper = dict(

@@ -7,6 +7,10 @@ _base_ = [
     '../../_base_/strategies/fsdp.py',
 ]
 
+# FlexibleRunner (with our resume; stan_mmaction/engine/runner.py): what
+# runs a strategy.
+runner_type = 'StanFlexibleRunner'
+
 model = dict(backbone=dict(arch='ViT-L/14'),
              text_encoder=dict(arch='ViT-L/14'))
 train_dataloader = dict(batch_size=16)

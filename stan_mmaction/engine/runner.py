@@ -1,0 +1,155 @@
+"""Our runners: MMEngine's ``Runner`` and ``FlexibleRunner`` with the
+behaviour our configs select (``runner_type = 'StanRunner'`` in
+``configs/_base_/default_runtime.py``, ``'StanFlexibleRunner'`` in the
+sharded strategies' bases). Importing the plugin changes neither of
+MMEngine's runners; a config that names these gets:
+
+- **resume that finds the newest checkpoint**: ``--resume`` (auto) follows
+  ``last_checkpoint`` when it names a file, else continues from the newest
+  ``epoch_N.pth`` / ``iter_N.pth`` in the work dir. MMEngine's trusts
+  ``last_checkpoint`` alone: without it (deleted, never written because
+  the run was killed during its first save, copied work dirs) training
+  restarts at epoch 1 and overwrites the earlier run's checkpoints.
+- **distributed training on machines without CUDA** (``StanRunner``; the
+  FSDP strategy has its own, :class:`~.sharding.StanFSDPStrategy`): with
+  the ``pytorch`` launcher (``torchrun``, ``tools/dist_train.sh``) the
+  process group starts with gloo where MMEngine's launcher would call
+  ``torch.cuda.set_device`` and fail, and the model is wrapped in
+  :class:`StanDistributedDataParallel` (no CUDA device ids for a CPU
+  model).
+"""
+import logging
+import os
+import os.path as osp
+import re
+from typing import Optional
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+# MMEngine's registries: `RUNNERS.build(cfg)` (MMAction2's train.py and
+# ours) looks in the root before any scope is set.
+from mmengine.registry import MODEL_WRAPPERS, RUNNERS
+from mmengine.runner import FlexibleRunner, Runner
+
+_CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def find_latest_checkpoint(path: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (auto) continues from: the file
+    ``last_checkpoint`` names when it exists, else the newest
+    ``epoch_N.pth`` / ``iter_N.pth`` in ``path`` (newest written, then
+    highest N); None when there is none (a fresh start overwrites
+    nothing)."""
+    save_file = osp.join(path, 'last_checkpoint')
+    named = None
+    if osp.isfile(save_file):
+        with open(save_file) as f:
+            named = f.read().strip() or None
+        if named is not None and osp.isfile(named):
+            return named
+    found = []
+    if osp.isdir(path):
+        for name in os.listdir(path):
+            m = _CHECKPOINT_NAME.match(name)
+            if m:
+                full = osp.join(path, name)
+                found.append((osp.getmtime(full), int(m.group(2)), full))
+    if not found:
+        return None
+    latest = max(found)[2]
+    why = 'is missing' if not osp.isfile(save_file) else (
+        'is empty' if named is None else f'names a missing file {named}')
+    print_log(f'{save_file} {why}; resuming from the newest checkpoint in '
+              f'{path}: {latest}', logger='current', level=logging.WARNING)
+    return latest
+
+
+def init_cpu_process_group(launcher: str, dist_cfg: Optional[dict]) -> bool:
+    """Start the process group of a ``pytorch``-launched run on a machine
+    without CUDA (gloo; ``nccl`` needs GPUs). MMEngine's launcher calls
+    ``torch.cuda.set_device`` first and fails there.
+
+    Returns:
+        bool: True when it started the group; False where MMEngine's
+        launcher applies (CUDA present, another launcher, a group already
+        running).
+    """
+    import torch.distributed as dist
+    if launcher != 'pytorch' or torch.cuda.is_available() or \
+            dist.is_initialized():
+        return False
+    kwargs = dict(dist_cfg or {})
+    backend = kwargs.pop('backend', 'gloo')
+    init_backend = kwargs.pop('init_backend', 'torch')
+    if init_backend != 'torch':
+        raise ValueError('distributed training without CUDA runs with '
+                         f'init_backend="torch", got {init_backend!r}')
+    dist.init_process_group(
+        backend='gloo' if backend == 'nccl' else backend, **kwargs)
+    return True
+
+
+@MODEL_WRAPPERS.register_module()
+class StanDistributedDataParallel(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` that also wraps a CPU model: MMEngine's
+    runner passes ``device_ids=[local_rank]``, which torch refuses for a
+    module on the CPU, so they are dropped there (and kept for a model on
+    a GPU)."""
+
+    def __init__(self, module, detect_anomalous_params: bool = False,
+                 **kwargs):
+        if all(p.device.type == 'cpu' for p in module.parameters()):
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        super().__init__(module=module,
+                         detect_anomalous_params=detect_anomalous_params,
+                         **kwargs)
+
+
+class _ResumeFromNewest:
+    """``load_or_resume`` with :func:`find_latest_checkpoint` for auto
+    resume (a mixin of both runners)."""
+
+    def load_or_resume(self):
+        auto = (self._resume and not isinstance(self._resume, str)
+                and self._load_from is None)
+        if auto and not self._has_loaded:
+            latest = find_latest_checkpoint(self.work_dir)
+            if latest is None:
+                self.logger.info(f'No checkpoint to resume from in '
+                                 f'{self.work_dir}: training starts anew.')
+                return None
+            self.logger.info(  # MMEngine's words
+                f'Auto resumed from the latest checkpoint {latest}.')
+            self._load_from = latest
+        return super().load_or_resume()
+
+
+@RUNNERS.register_module()
+class StanRunner(_ResumeFromNewest, Runner):
+    """MMEngine's ``Runner`` with our resume (:func:`find_latest_checkpoint`)
+    and distributed training without CUDA (gloo, CPU DDP). Selected by
+    ``runner_type = 'StanRunner'``; arguments as ``Runner``."""
+
+    def setup_env(self, env_cfg: dict) -> None:
+        if self.distributed:
+            init_cpu_process_group(self.launcher, env_cfg.get('dist_cfg'))
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg: Optional[dict], model):
+        if self.distributed and model_wrapper_cfg is None and \
+                not is_model_wrapper(model):
+            # MMEngine's default wrapper, as MMEngine configures it.
+            model_wrapper_cfg = dict(
+                type='StanDistributedDataParallel', broadcast_buffers=False,
+                find_unused_parameters=self.cfg.get(
+                    'find_unused_parameters', False))
+        return super().wrap_model(model_wrapper_cfg, model)
+
+
+@RUNNERS.register_module()
+class StanFlexibleRunner(_ResumeFromNewest, FlexibleRunner):
+    """MMEngine's ``FlexibleRunner`` (FSDP, DeepSpeed) with our resume.
+    Selected by ``runner_type = 'StanFlexibleRunner'``; arguments as
+    ``FlexibleRunner``."""
