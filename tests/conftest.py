@@ -1,3 +1,4 @@
+import contextlib
 import os
 import os.path as osp
 import subprocess
@@ -86,17 +87,68 @@ class ToolResult:
 _SCRIPTS = {}
 
 
-def call_main(relpath: str, argv) -> ToolResult:
+def _manager_classes():
+    """MMEngine's global-instance classes (loggers, message hubs,
+    visualizers, default scopes), each with its own instance table."""
+    from mmengine.utils import ManagerMixin
+    found, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return [c for c in found if '_instance_dict' in vars(c)]
+
+
+@contextlib.contextmanager
+def process_state_kept():
+    """What a tool run changes in its process, restored afterwards, so
+    that tools run in the test process leave it as a subprocess would:
+    torch's thread count and determinism flags, the working directory,
+    and MMEngine's named global instances the run made (a later run with
+    the same timestamped name would get the old logger, writing to the
+    old output)."""
+    import logging
+    threads = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn = (torch.backends.cudnn.benchmark,
+             torch.backends.cudnn.deterministic)
+    cwd = os.getcwd()
+    before = {cls: set(cls._instance_dict) for cls in _manager_classes()}
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0],
+                                           warn_only=deterministic[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic \
+            = cudnn
+        for cls in _manager_classes():
+            for name in set(cls._instance_dict) - before.get(cls, set()):
+                instance = cls._instance_dict.pop(name)
+                if isinstance(instance, logging.Logger):
+                    for handler in list(instance.handlers):
+                        handler.close()
+                        instance.removeHandler(handler)
+
+
+def call_main(relpath: str, argv, cwd: str = None) -> ToolResult:
     """Run ``main(argv)`` of a script (``tools/search.py``) in this
-    process with its stdout and stderr captured; ``SystemExit`` becomes the
-    return code (a message: 1, written to stderr), as in a subprocess."""
-    import contextlib
+    process with its stdout and stderr captured (MMEngine's log too: its
+    logger is made inside), from ``cwd`` if given; ``SystemExit`` becomes
+    the return code (a message: 1, written to stderr), as in a
+    subprocess. What the run changes in the process is restored
+    (:func:`process_state_kept`)."""
     import io
     if relpath not in _SCRIPTS:
         _SCRIPTS[relpath] = load_script(relpath)
     out, err = io.StringIO(), io.StringIO()
     code, value = 0, None
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with process_state_kept(), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        if cwd is not None:
+            os.chdir(cwd)
         try:
             value = _SCRIPTS[relpath].main(list(argv))
         except SystemExit as exc:
@@ -178,6 +230,44 @@ def tiny_clip_file(tmp_path_factory):
     path = tmp_path_factory.mktemp('clip') / 'tiny_clip.pt'
     torch.save(model.state_dict(), path)
     return str(path), model
+
+
+#: The demo config and how the session's one tiny training run trains it.
+DEMO_CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
+TINY_TRAINING = [
+    '--seed', '0', '--deterministic', '--cfg-options',
+    'train_cfg.max_epochs=2', 'train_cfg.val_interval=10',
+    'train_dataloader.batch_size=4',
+    'default_hooks.checkpoint.max_keep_ckpts=-1']
+
+
+@pytest.fixture(scope='session')
+def tiny_trained(tmp_path_factory, demo_workspace):
+    """The demo config trained once for the session with ``tools/train.py``
+    (in this process): 2 epochs of 4 iterations (16 videos, batches of 4),
+    seed 0, deterministic. Returns the work dir (``epoch_1.pth``,
+    ``epoch_2.pth``, ``last_checkpoint``, the log). Tests that write there
+    copy it first (:func:`copy_work_dir`)."""
+    work = str(tmp_path_factory.mktemp('tiny_trained') / 'work')
+    res = call_main('tools/train.py', [DEMO_CFG, '--work-dir', work,
+                                       *TINY_TRAINING], cwd=demo_workspace)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return work
+
+
+def copy_work_dir(work: str, dest) -> str:
+    """A copy of a work dir whose ``last_checkpoint`` names the copy's
+    own checkpoint."""
+    import shutil
+    dest = str(dest)
+    shutil.copytree(work, dest)
+    last = osp.join(dest, 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last) as f:
+            name = osp.basename(f.read().strip())
+        with open(last, 'w') as f:
+            f.write(osp.join(dest, name))
+    return dest
 
 
 @pytest.fixture(scope='session')

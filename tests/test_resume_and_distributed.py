@@ -3,12 +3,12 @@ import os
 import os.path as osp
 import signal
 import socket
-import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO_ROOT, run_tool, start_until_file, subprocess_env
+from conftest import (REPO_ROOT, TINY_TRAINING, call_main, copy_work_dir,
+                      process_state_kept, run_tool, start_until_file)
 
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 # 16 training videos in batches of 2: 8 iterations an epoch; validate once
@@ -30,11 +30,21 @@ def final_val_top1(log: str) -> str:
     return lines[-1].split('acc/top1:')[1].split()[0]
 
 
+def train_in_process(workspace, work, *extra):
+    """tools/train.py in this process on one thread (as ENV gives the
+    killed subprocess), so that the runs compute bit-identically."""
+    with process_state_kept():
+        torch.set_num_threads(1)
+        return call_main('tools/train.py', train_cmd(work, *extra)[2:],
+                         cwd=workspace)
+
+
 def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
+    """A run killed (SIGKILL, a separate process) after its first
+    checkpoint and resumed with --resume ends with the weights and
+    accuracy of one that never stopped."""
     work_a, work_b = str(tmp_path / 'a'), str(tmp_path / 'b')
-    full = subprocess.run(train_cmd(work_a), cwd=demo_workspace,
-                          env=subprocess_env(ENV),
-                          capture_output=True, text=True, timeout=600)
+    full = train_in_process(demo_workspace, work_a)
     assert full.returncode == 0, full.stderr[-3000:]
 
     proc = start_until_file(train_cmd(work_b),
@@ -44,9 +54,7 @@ def test_sigkill_then_resume_matches_uninterrupted(demo_workspace, tmp_path):
     assert proc.wait() == -signal.SIGKILL
     assert not osp.exists(osp.join(work_b, 'epoch_3.pth'))
 
-    resumed = subprocess.run(train_cmd(work_b, '--resume'),
-                             cwd=demo_workspace, env=subprocess_env(ENV),
-                             capture_output=True, text=True, timeout=600)
+    resumed = train_in_process(demo_workspace, work_b, '--resume')
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = resumed.stdout + resumed.stderr
     assert 'Auto resumed from the latest checkpoint' in log
@@ -81,18 +89,12 @@ def test_dist_train_two_cpu_processes(demo_workspace, tmp_path):
 
 
 def test_resume_without_last_checkpoint_continues_and_keeps_files(
-        demo_workspace, tmp_path):
-    """A work dir with checkpoints but no last_checkpoint: --resume goes on
-    from the newest one; the earlier run's files are not overwritten."""
+        tiny_trained, demo_workspace, tmp_path):
+    """A work dir with checkpoints but no last_checkpoint (the session's
+    2-epoch run, copied): --resume goes on from the newest one; the
+    earlier run's files are not overwritten."""
     import hashlib
-    work = str(tmp_path / 'w')
-    short = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), CFG,
-             '--work-dir', work, '--cfg-options',
-             'default_hooks.checkpoint.max_keep_ckpts=-1',
-             'train_cfg.max_epochs=2', 'train_cfg.val_interval=10']
-    res = subprocess.run(short, cwd=demo_workspace, env=subprocess_env(ENV),
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    work = copy_work_dir(tiny_trained, tmp_path / 'w')
     os.remove(osp.join(work, 'last_checkpoint'))
 
     def digest(name):
@@ -100,11 +102,10 @@ def test_resume_without_last_checkpoint_continues_and_keeps_files(
             return hashlib.sha256(f.read()).hexdigest()
 
     before = {n: digest(n) for n in ('epoch_1.pth', 'epoch_2.pth')}
-    longer = short[:5] + ['--resume'] + short[5:-2] + [
-        'train_cfg.max_epochs=3', 'train_cfg.val_interval=10']
-    res = subprocess.run(longer,
-                         cwd=demo_workspace, env=subprocess_env(ENV),
-                         capture_output=True, text=True, timeout=600)
+    options = [o.replace('max_epochs=2', 'max_epochs=3')
+               for o in TINY_TRAINING]
+    res = call_main('tools/train.py', [CFG, '--work-dir', work, '--resume',
+                                       *options], cwd=demo_workspace)
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stdout + res.stderr
     assert 'resuming from the newest checkpoint' in log

@@ -4,10 +4,9 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO_ROOT, load_script, run_python, run_tool
+from conftest import (DEMO_CFG, TINY_TRAINING, call_main, copy_work_dir,
+                      load_script, run_python)
 from mmengine.config import Config
-
-DEMO_CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 
 
 def load_tool(name):
@@ -43,21 +42,18 @@ def test_train_args_map_to_config():
     assert cfg.work_dir == './work_dirs/stan_tiny_synthetic'
 
 
-def test_train_resume_auto_and_test(demo_workspace, tmp_path):
-    work = str(tmp_path / 'work')
-    common = [DEMO_CFG, '--work-dir', work, '--seed', '0',
-              '--deterministic']
-    # 16 training videos in batches of 4: 4 iterations an epoch.
-    first = run_tool(['train.py', *common, '--cfg-options',
-                      'train_cfg.max_epochs=2',
-                      'train_dataloader.batch_size=4'], cwd=demo_workspace)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert sorted(osp.basename(p) for p in glob.glob(f'{work}/*.pth')) == [
-        'epoch_1.pth', 'epoch_2.pth']
-
-    second = run_tool(['train.py', *common, '--resume', '--cfg-options',
-                       'train_cfg.max_epochs=3',
-                       'train_dataloader.batch_size=4'], cwd=demo_workspace)
+def test_train_resume_auto_and_test(tiny_trained, demo_workspace, tmp_path):
+    """The session's training run (tools/train.py, 2 epochs of 4
+    iterations), resumed with --resume (auto) to a third epoch, then
+    tools/test.py on its checkpoint; the tools run in this process."""
+    assert sorted(osp.basename(p) for p in glob.glob(
+        f'{tiny_trained}/*.pth')) == ['epoch_1.pth', 'epoch_2.pth']
+    work = copy_work_dir(tiny_trained, tmp_path / 'work')
+    options = [o.replace('max_epochs=2', 'max_epochs=3')
+               for o in TINY_TRAINING]
+    second = call_main('tools/train.py', [DEMO_CFG, '--work-dir', work,
+                                          '--resume', *options],
+                       cwd=demo_workspace)
     assert second.returncode == 0, second.stderr[-3000:]
     log = second.stdout + second.stderr
     assert f'Auto resumed from the latest checkpoint {work}/epoch_2.pth' \
@@ -67,11 +63,13 @@ def test_train_resume_auto_and_test(demo_workspace, tmp_path):
                       weights_only=False)
     assert ckpt['meta']['epoch'] == 3 and ckpt['meta']['iter'] == 12
 
-    test = run_tool(['test.py', DEMO_CFG, f'{work}/epoch_3.pth',
-                     '--work-dir', work], cwd=demo_workspace)
+    test = call_main('tools/test.py', [DEMO_CFG, f'{work}/epoch_3.pth',
+                                       '--work-dir', work],
+                     cwd=demo_workspace)
     assert test.returncode == 0, test.stderr[-3000:]
     assert 'Epoch(test) [1/1]' in test.stdout + test.stderr
     assert 'acc/top1:' in test.stdout + test.stderr
+    assert set(test.value) == {'acc/top1', 'acc/top5', 'acc/mean1'}
 
 
 def test_test_tool_rejects_bad_dump_name():

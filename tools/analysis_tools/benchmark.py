@@ -258,23 +258,18 @@ def parse_args(argv=None):
                    help='save torch.profiler tables of one fp32 forward (and '
                    'training step, with --train-batch) per config')
     p.add_argument('--out-dir', default='work_dirs/benchmark')
-    p.add_argument('--memory-probe', nargs=3, default=None,
-                   metavar=('CONFIG', 'MODE', 'BATCH'),
-                   help=argparse.SUPPRESS)
+    p.add_argument('--memory-probes', default=None,
+                   help=argparse.SUPPRESS)  # JSON [[config, mode, batch]]
     return p.parse_args(argv)
 
 
-def run_memory_probe(args) -> None:
-    """In a fresh process (no allocator cache from earlier runs): build
-    the model, then report the peak RSS of one run above the RSS before
-    it."""
-    config, mode, batch = args.memory_probe
+def _probe_once(config: str, mode: str, batch: int, args) -> dict:
+    """Build the model, then measure the peak RSS of one run above the RSS
+    before it."""
     if mode == 'retrieval':  # batch = N videos = N captions
         row = retrieval_eval([int(batch)], repeats=1)[0]
-        sys.stdout.write(json.dumps(dict(
-            peak_bytes=row['peak_extra_bytes'], seconds=row['seconds'],
-            t2v_R1=row['t2v_R1'])) + '\n')
-        return
+        return dict(peak_bytes=row['peak_extra_bytes'],
+                    seconds=row['seconds'], t2v_R1=row['t2v_R1'])
     args.dtypes = ['fp32']
     case = ModelCase(config, args, 'cpu')
     batch = int(batch)
@@ -282,20 +277,64 @@ def run_memory_probe(args) -> None:
         case.train_step(batch, mode == 'ckpt')
     with PeakMemory('cpu') as mem:
         fn()
-    sys.stdout.write(json.dumps(dict(peak_bytes=mem.peak)) + '\n')
+    return dict(peak_bytes=mem.peak)
 
 
-def probe_memory(config: str, mode: str, batch: int, threads) -> int:
-    """Peak extra CPU memory of one run, measured in a fresh process:
-    in a long-lived one the allocator keeps freed memory and later peaks
-    look smaller than they are."""
+def run_memory_probes_forked(args) -> None:
+    """The probe process: it has only imported (its allocator holds no
+    freed memory of earlier runs); each probe runs in a child forked from
+    it, so each starts from that clean state (and a probe's threads start
+    in the child). Writes the results as one JSON line."""
+    import traceback
+    results = []
+    for config, mode, batch in json.loads(args.memory_probes):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: one probe, then exit without cleanup
+            code = 1
+            try:
+                os.close(read)
+                if args.threads:
+                    torch.set_num_threads(args.threads)
+                with os.fdopen(write, 'w') as f:
+                    f.write(json.dumps(_probe_once(config, mode, batch,
+                                                   args)))
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read) as f:
+            text = f.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise SystemExit(f'memory probe {config} {mode} {batch} failed')
+        results.append(json.loads(text))
+    sys.stdout.write(json.dumps(results) + '\n')
+
+
+def probe_memories(probes: list, threads) -> List[dict]:
+    """Peak extra CPU memory of each run of ``probes`` (``[config, mode,
+    batch]`` each), each measured in a process that starts clean: in a
+    long-lived one the allocator keeps freed memory and later peaks look
+    smaller than they are. One fresh interpreter imports once and forks a
+    child per probe (:func:`run_memory_probes_forked`)."""
     import subprocess
-    cmd = [sys.executable, osp.abspath(__file__), '--memory-probe', config,
-           mode, str(batch)]
+    if not probes:
+        return []
+    cmd = [sys.executable, osp.abspath(__file__), '--memory-probes',
+           json.dumps([[c, m, int(b)] for c, m, b in probes])]
     if threads:
         cmd += ['--threads', str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def probe_memory(config: str, mode: str, batch: int, threads):
+    """:func:`probe_memories` of one run: its peak extra bytes (a dict
+    with the time and R@1 as well for ``mode='retrieval'``)."""
+    result = probe_memories([[config, mode, batch]], threads)[0]
     return result if mode == 'retrieval' else result['peak_bytes']
 
 
@@ -402,16 +441,21 @@ def run_training(cases: List[ModelCase], args, device: str,
 def run_memory_probes(cases: List[ModelCase], args, results: dict) -> None:
     """Phase 3 (CPU): peak memory of inference and training re-measured in
     fresh processes (see :func:`probe_memory`)."""
+    wanted = []  # (row, key, probe)
     for row in results['inference']:
         if row['dtype'] == 'fp32' and not row['compiled']:
-            row['peak_bytes'] = probe_memory(row['config'], 'infer',
-                                             row['batch'], args.threads)
+            wanted.append((row, 'peak_bytes',
+                           [row['config'], 'infer', row['batch']]))
     for case, entry in zip(cases, results['training']):
-        entry['peak_bytes'] = probe_memory(case.config, 'train',
-                                           args.train_batch, args.threads)
+        wanted.append((entry, 'peak_bytes',
+                       [case.config, 'train', args.train_batch]))
         if 'ckpt_seconds' in entry:
-            entry['ckpt_peak_bytes'] = probe_memory(
-                case.config, 'ckpt', args.train_batch, args.threads)
+            wanted.append((entry, 'ckpt_peak_bytes',
+                           [case.config, 'ckpt', args.train_batch]))
+    measured = probe_memories([probe for _, _, probe in wanted],
+                              args.threads)
+    for (row, key, _), result in zip(wanted, measured):
+        row[key] = result['peak_bytes']
 
 
 def run_profiles(cases: List[ModelCase], args) -> None:
@@ -441,8 +485,9 @@ def run_retrieval_eval(args, results: dict) -> None:
     """Phase 5: retrieval evaluation of N x N, each size in a fresh process
     (memory from a clean allocator, the time a user's test run pays)."""
     results['retrieval_eval'] = []
-    for n in args.retrieval_sizes:
-        r = probe_memory('-', 'retrieval', n, args.threads)
+    measured = probe_memories([['-', 'retrieval', n]
+                               for n in args.retrieval_sizes], args.threads)
+    for n, r in zip(args.retrieval_sizes, measured):
         results['retrieval_eval'].append(dict(
             n=n, seconds=r['seconds'], peak_extra_bytes=r['peak_bytes'],
             t2v_R1=r['t2v_R1']))
@@ -464,8 +509,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.memory_probe:
-        return run_memory_probe(args)
+    if args.memory_probes:
+        return run_memory_probes_forked(args)
     os.makedirs(args.out_dir, exist_ok=True)
     device = args.device
     if device == 'cpu' and 'fp16' in args.dtypes:
