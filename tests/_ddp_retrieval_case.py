@@ -2,10 +2,13 @@
 (tests/test_retrieval.py) and their gloo runs (this file, run with
 ``python -m torch.distributed.run --standalone --nproc_per_node N``).
 
-``--case gather``: our loss and gradients on rows split between 2 ranks.
-``--case grad_scale``: the gradients of our head with each
-``reference_gpus`` setting and of the authors' rule (below), on equal
-shares of the batch.
+``--cases`` (one launch computes them all; ``rank{R}.pt`` holds a dict
+keyed by case):
+
+- ``gather:3,2``: our loss and gradients on rows split between 2 ranks (3
+  rows on rank 0, 2 on rank 1);
+- ``grad_scale``: the gradients of our head with each ``reference_gpus``
+  setting and of the authors' rule (below), on equal shares of the batch.
 """
 import argparse
 import os
@@ -102,30 +105,39 @@ def grad_scale_case(rank, world):
     return out
 
 
+def gather_case(rank, split):
+    """Loss and gradients of this rank's rows, ``split`` the rows each rank
+    holds (``'3,2'``)."""
+    sizes = [int(s) for s in split.split(',')]
+    start = sum(sizes[:rank])
+    rows = slice(start, start + sizes[rank])
+    model, videos, tokens = build_case()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    losses = ddp(dict(imgs=videos[rows], text=tokens[rows]), mode='loss')
+    loss = losses['loss_t2v'] + losses['loss_v2t']
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()
+             if p.grad is not None}
+    return dict(loss=loss.detach(), grads=grads)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', required=True)
-    parser.add_argument('--case', choices=('gather', 'grad_scale'),
-                        default='gather')
-    parser.add_argument('--split', default='3,2',
-                        help='rows of the batch held by rank 0, rank 1')
+    parser.add_argument('--cases', nargs='+', required=True,
+                        help='gather:R0,R1 (rows of rank 0, rank 1) and/or '
+                        'grad_scale')
     args = parser.parse_args()
     dist.init_process_group('gloo')
     rank, world = dist.get_rank(), dist.get_world_size()
-    if args.case == 'grad_scale':
-        result = grad_scale_case(rank, world)
-    else:
-        sizes = [int(s) for s in args.split.split(',')]
-        start = sum(sizes[:rank])
-        rows = slice(start, start + sizes[rank])
-        model, videos, tokens = build_case()
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-        losses = ddp(dict(imgs=videos[rows], text=tokens[rows]), mode='loss')
-        loss = losses['loss_t2v'] + losses['loss_v2t']
-        loss.backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters()
-                 if p.grad is not None}
-        result = dict(loss=loss.detach(), grads=grads)
+    result = {}
+    for case in args.cases:
+        if case == 'grad_scale':
+            result[case] = grad_scale_case(rank, world)
+        elif case.startswith('gather:'):
+            result[case] = gather_case(rank, case.split(':', 1)[1])
+        else:
+            raise SystemExit(f'unknown case {case!r}')
     torch.save(result, os.path.join(args.out, f'rank{rank}.pt'))
     dist.destroy_process_group()
 

@@ -4,7 +4,7 @@ import json
 import os.path as osp
 
 import pytest
-from conftest import REPO_ROOT, run_tool
+from conftest import REPO_ROOT, call_main
 
 from stan_mmaction.datasets import (AnnotationError, EmptyCaptionError,
                                     StanVideoDataset,
@@ -141,9 +141,10 @@ def test_test_tool_stops_on_a_label_outside_the_classes(demo_workspace,
     lines[1] = f'{name} 99'
     bad = tmp_path / 'val_list_videos.txt'
     bad.write_text('\n'.join(lines) + '\n')
-    proc = run_tool(['test.py', DEMO_CFG, 'none', '--work-dir',
-                     str(tmp_path / 'work'), '--cfg-options',
-                     f'test_dataloader.dataset.ann_file={bad}'],
-                    cwd=demo_workspace)
-    assert proc.returncode != 0
-    assert f'{bad}:2: label 99 of {name} is outside [0, 8)' in proc.stderr
+    from stan_mmaction.datasets.annotations import AnnotationError
+    with pytest.raises(AnnotationError) as err:
+        call_main('tools/test.py', [
+            DEMO_CFG, 'none', '--work-dir', str(tmp_path / 'work'),
+            '--cfg-options', f'test_dataloader.dataset.ann_file={bad}'],
+            cwd=demo_workspace)
+    assert f'{bad}:2: label 99 of {name} is outside [0, 8)' in str(err.value)

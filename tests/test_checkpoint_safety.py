@@ -8,7 +8,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, call_main, run_tool
+from conftest import REPO_ROOT, call_main
 
 from stan_mmaction.datasets import render_video, write_mp4
 from stan_mmaction.utils.checkpoint import (TRUST_ENV, UnsafeCheckpointError,
@@ -97,11 +97,13 @@ def _tool_cases(evil_path, root, video, labels, work):
     }
 
 
-# Tools with a main(argv), called in this process (their subprocess path is
-# covered by tests/test_inference_tools.py).
+# The tools' main(argv), called in this process (their subprocess paths are
+# covered by tests/test_inference_tools.py, tests/test_launch_scripts.py and
+# tests/test_resume_and_distributed.py).
 IN_PROCESS = {'../demo/demo.py': 'demo/demo.py',
               'search.py': 'tools/search.py',
-              'extract_features.py': 'tools/extract_features.py'}
+              'extract_features.py': 'tools/extract_features.py',
+              'train.py': 'tools/train.py', 'test.py': 'tools/test.py'}
 
 
 @pytest.mark.parametrize('case', [
@@ -118,10 +120,7 @@ def test_tools_refuse_a_payload_checkpoint(case, evil, files, tmp_path,
         os.makedirs(work)
         with open(osp.join(work, 'last_checkpoint'), 'w') as f:
             f.write(path)
-    if args[0] in IN_PROCESS:  # main(argv) here: no ~10 s of imports
-        res = call_main(IN_PROCESS[args[0]], args[1:])
-    else:
-        res = run_tool(args, cwd=demo_workspace)  # train.py, test.py
+    res = call_main(IN_PROCESS[args[0]], args[1:], cwd=demo_workspace)
     assert res.returncode != 0, res.stdout[-2000:]
     assert REFUSED in res.stderr and f'{TRUST_ENV}=1' in res.stderr, \
         res.stderr[-3000:]
@@ -137,7 +136,7 @@ def test_search_refuses_a_payload_index(command, evil, files):
                 RETRIEVAL_CFG, '--index', path]
     else:
         args = ['search.py', 'query', 'a square', '--index', path]
-    res = run_tool(args)
+    res = call_main('tools/' + args[0], args[1:])
     assert res.returncode != 0
     assert 'is not a search index of this version' in res.stderr
     assert 'unpickling can run code' in res.stderr

@@ -6,7 +6,7 @@ import json
 import os.path as osp
 
 import pytest
-from conftest import REPO_ROOT, call_main, run_tool
+from conftest import DEMO_CFG, REPO_ROOT, call_main, copy_work_dir
 
 COMPARE = sorted(osp.join('configs', 'compare', name) for name in (
     'tsn_r18_tiny_synthetic.py', 'tsm_r18_tiny_synthetic.py',
@@ -73,21 +73,26 @@ def test_compare_pipelines_give_eight_frames(rel, demo_workspace):
         assert tuple(inputs.shape) == expected, (rel, key)
 
 
-def test_train_test_and_compare_two_work_dirs(demo_workspace, tmp_path):
+def test_train_test_and_compare_two_work_dirs(
+        tiny_trained, demo_workspace, tmp_path):
+    """X3D trained and tested with our tools, STAN-attn from the session's
+    training run (tested here), then compared from the two work dirs."""
     x3d = osp.join(REPO_ROOT, 'configs', 'compare', 'x3d_tiny_synthetic.py')
-    stan = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
-    works = []
-    for cfg in (x3d, stan):
-        work = str(tmp_path / osp.splitext(osp.basename(cfg))[0])
-        train = run_tool(['train.py', cfg, '--work-dir', work,
-                          '--cfg-options', 'train_cfg.max_epochs=1',
-                          'train_dataloader.batch_size=8'],
+    x3d_work = str(tmp_path / 'x3d_tiny_synthetic')
+    train = call_main('tools/train.py', [
+        x3d, '--work-dir', x3d_work, '--cfg-options',
+        'train_cfg.max_epochs=1', 'train_dataloader.batch_size=8'],
+        cwd=demo_workspace)
+    assert train.returncode == 0, train.stderr[-3000:]
+    stan_work = copy_work_dir(tiny_trained, tmp_path / 'stan_tiny_synthetic')
+    works = [x3d_work, stan_work]
+    for cfg, work, ckpt in ((x3d, x3d_work, 'epoch_1.pth'),
+                            (DEMO_CFG, stan_work, 'epoch_2.pth')):
+        test = call_main('tools/test.py', [cfg, f'{work}/{ckpt}',
+                                           '--work-dir', work],
                          cwd=demo_workspace)
-        assert train.returncode == 0, train.stderr[-3000:]
-        test = run_tool(['test.py', cfg, f'{work}/epoch_1.pth',
-                         '--work-dir', work], cwd=demo_workspace)
         assert test.returncode == 0, test.stderr[-3000:]
-        works.append(work)
+    stan = DEMO_CFG
     out = tmp_path / 'compare'
     proc = call_main('tools/analysis_tools/compare.py', [
         x3d, stan, '--work-dirs', *works, '--names', 'X3D', 'STAN-attn',
@@ -117,9 +122,9 @@ def test_train_test_and_compare_two_work_dirs(demo_workspace, tmp_path):
 
 
 def test_flops_and_benchmark_take_mmaction_configs(tmp_path):
-    flops = run_tool(['analysis_tools/get_flops.py', X3D_S])
+    flops = call_main('tools/analysis_tools/get_flops.py', [X3D_S])
     assert flops.returncode == 0, flops.stderr[-2000:]
-    assert 'FLOPs:' in flops.stdout
+    assert 'FLOPs:' in flops.stdout and flops.value['flops'] > 1e9
     # in this process (the tool's subprocess path: tests/test_benchmark.py)
     bench = call_main('tools/analysis_tools/benchmark.py', [
         X3D_S, '--repeats', '1', '--warmup', '0', '--out-dir',
@@ -136,8 +141,8 @@ def test_compare_and_qb_norm_arguments_are_checked(tmp_path):
     assert proc.returncode == 2
     assert '--work-dirs: 1 given for 2 configs' in proc.stderr
     demo = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
-    proc = run_tool(['test.py', demo, 'none', '--work-dir', str(tmp_path),
-                     '--qb-norm'])
+    proc = call_main('tools/test.py', [demo, 'none', '--work-dir',
+                                       str(tmp_path), '--qb-norm'])
     assert proc.returncode != 0
     assert '--qb-norm is for retrieval configs' in proc.stderr
     assert not (tmp_path / 'test_metrics.json').exists()

@@ -44,24 +44,9 @@ def test_config_text_is_read_as_data(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, demo_workspace):
-    """One epoch of the tiny demo config (in this process)."""
-    import os
-
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-    work = tmp_path_factory.mktemp('trained')
-    cfg = Config.fromfile(TINY)
-    cfg.work_dir = str(work)
-    cfg.train_cfg.max_epochs = 1
-    cfg.train_cfg.val_interval = 10
-    cwd = os.getcwd()
-    os.chdir(demo_workspace)
-    try:
-        Runner.from_cfg(cfg).train()
-    finally:
-        os.chdir(cwd)
-    return str(work / 'epoch_1.pth')
+def trained(tiny_trained):
+    """The first epoch's checkpoint of the session's tiny training run."""
+    return osp.join(tiny_trained, 'epoch_1.pth')
 
 
 def tampered(trained, path, config_text):
@@ -515,11 +500,13 @@ def test_outputs_that_cannot_be_written_are_one_line(
 
 
 def test_test_tool_work_dir_that_cannot_be_made(tmp_path):
-    from conftest import run_tool
+    """One line naming the folder, exit 1 (in this process: an exception
+    other than the tool's SystemExit would fail the test)."""
+    from conftest import call_main
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    res = run_tool(['test.py', TINY, 'none.pth', '--work-dir',
-                    str(blocker / 'work')])
+    res = call_main('tools/test.py', [TINY, 'none.pth', '--work-dir',
+                                      str(blocker / 'work')])
     assert res.returncode == 1, res.stderr[-2000:]
     assert res.stderr.strip().splitlines()[-1].startswith(
         f'Error: {blocker}')
@@ -614,13 +601,14 @@ def test_a_state_dict_entry_that_is_not_a_tensor(tmp_path, monkeypatch):
 
 
 def test_train_tool_refuses_a_payload_pretrained_in_one_line(tmp_path):
-    from conftest import run_tool
+    from conftest import call_main
     marker = tmp_path / 'marker'
     evil = tmp_path / 'evil.pt'
     torch.save({'x': Called(exec, f"open({str(marker)!r}, 'w')")},
                str(evil))
-    res = run_tool(['train.py', TINY, '--work-dir', str(tmp_path / 'w'),
-                    '--cfg-options', f'model.backbone.pretrained={evil}'])
+    res = call_main('tools/train.py', [
+        TINY, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        f'model.backbone.pretrained={evil}'])
     assert res.returncode == 1
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith('Error: ') and 'refused to unpickle' in last
@@ -634,15 +622,15 @@ def test_our_train_tool_resume_through_last_checkpoint(trained, tmp_path,
     whose config text runs a command; training goes on, nothing runs."""
     import shutil
 
-    from conftest import run_tool
+    from conftest import call_main
     marker = tmp_path / 'marker'
     work = tmp_path / 'work'
     work.mkdir()
     tampered(trained, work / 'epoch_1.pth', evil_config(marker))
     (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
-    res = run_tool(['train.py', TINY, '--work-dir', str(work), '--resume',
-                    '--cfg-options', 'train_cfg.max_epochs=2'],
-                   cwd=demo_workspace)
+    res = call_main('tools/train.py', [
+        TINY, '--work-dir', str(work), '--resume', '--cfg-options',
+        'train_cfg.max_epochs=2'], cwd=demo_workspace)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'resumed epoch: 1' in res.stdout + res.stderr
     assert (work / 'epoch_2.pth').exists() and not marker.exists()

@@ -2,7 +2,7 @@
 import os.path as osp
 
 import torch
-from conftest import REPO_ROOT, run_tool
+from conftest import REPO_ROOT, call_main
 
 from stan_mmaction.models.attention import fused_self_attention
 from stan_mmaction.utils import count_flops, flop_counter, strip_pretrained
@@ -52,8 +52,8 @@ def test_tiny_clip_flops_match_hand_count():
 
 
 def test_cli_reports_params_and_flops():
-    res = run_tool(['analysis_tools/get_flops.py',
-                    'configs/demo/stan_tiny_synthetic.py'])
+    res = call_main('tools/analysis_tools/get_flops.py',
+                    ['configs/demo/stan_tiny_synthetic.py'])
     assert res.returncode == 0, res.stderr
     assert 'Input shape: (1, 3, 8, 32, 32)' in res.stdout
     from mmengine.config import Config
@@ -66,6 +66,7 @@ def test_cli_reports_params_and_flops():
     params = sum(p.numel() for p in model.parameters())
     assert f'Params: {params / 1e6:.2f} M' in res.stdout
     assert '| backbone.stan_branch |' in res.stdout
+    assert res.value['params'] == params
 
 
 def test_strip_pretrained_removes_every_weight_source():
@@ -89,8 +90,8 @@ def test_mmaction_package_config_paths_load():
 
 
 def test_cli_counts_the_video_tower_of_a_retrieval_config():
-    res = run_tool(['analysis_tools/get_flops.py',
-                    'configs/demo/stan_tiny_synthetic_retrieval.py'])
+    res = call_main('tools/analysis_tools/get_flops.py',
+                    ['configs/demo/stan_tiny_synthetic_retrieval.py'])
     assert res.returncode == 0, res.stderr[-2000:]
     assert 'FLOPs: 0.10 G' in res.stdout  # same video tower as the demo
     assert '| text_encoder |' not in res.stdout

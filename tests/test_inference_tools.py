@@ -277,8 +277,9 @@ model = dict(
                   text_encoder=dict(type='CLIPTextEncoder', arch='tiny',
                                     pretrained='{path}')))
 """)
-    res = run_tool(['test.py', str(cfg), 'none', '--work-dir',
-                    str(tmp_path / 'work')], cwd=demo_workspace)
+    res = call_main('tools/test.py', [str(cfg), 'none', '--work-dir',
+                                      str(tmp_path / 'work')],
+                    cwd=demo_workspace)
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / 'work' / 'test_metrics.json')
                          .read_text())

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import (REPO_ROOT, load_script, run_tool, save_random_checkpoint,
-                      write_videos)
+from conftest import (REPO_ROOT, call_main, load_script,
+                      save_random_checkpoint, write_videos)
 
 from stan_mmaction.apis import (embed_texts, embed_video, embed_videos,
                                 init_model, iter_video_outputs, precision,
@@ -303,9 +303,9 @@ def test_test_tool_dtype(tmp_path, demo_workspace):
     preds = {}
     for dtype in ('fp32', 'bf16'):
         dump = str(tmp_path / f'{dtype}.pkl')
-        res = run_tool(['test.py', RECOGNITION_CFG, ckpt, '--work-dir',
-                        str(tmp_path / dtype), '--dtype', dtype, '--dump',
-                        dump], cwd=demo_workspace)
+        res = call_main('tools/test.py', [
+            RECOGNITION_CFG, ckpt, '--work-dir', str(tmp_path / dtype),
+            '--dtype', dtype, '--dump', dump], cwd=demo_workspace)
         assert res.returncode == 0, res.stderr[-3000:]
         assert f'Testing in {dtype} (requested: {dtype})' in res.stdout + \
             res.stderr

@@ -204,16 +204,41 @@ def test_model_modes_and_caption_counts():
 
 
 # -- the 2-process gloo run equals one process with the whole batch ----------
-@pytest.mark.parametrize('split', ['3,2', '4,1'])
-def test_two_process_gather_equals_whole_batch(tmp_path, split):
+def _ddp_cases(out, world):
+    """One gloo launch of ``world`` processes computing every case of
+    tests/_ddp_retrieval_case.py for that world size; ``[rank0, rank1,
+    ...]`` results, each a dict by case."""
+    cases = ['grad_scale'] + (['gather:3,2', 'gather:4,1']
+                              if world == 2 else [])
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-         '--nproc_per_node', '2',
+         '--nproc_per_node', str(world),
          osp.join(REPO_ROOT, 'tests', '_ddp_retrieval_case.py'), '--out',
-         str(tmp_path), '--split', split],
+         str(out), '--cases', *cases],
         cwd=REPO_ROOT, env=subprocess_env({'OMP_NUM_THREADS': '1'}),
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return [torch.load(out / f'rank{r}.pt', weights_only=True)
+            for r in range(world)]
+
+
+@pytest.fixture(scope='module')
+def ddp_results(tmp_path_factory):
+    """The gloo launches, once each for the module: {world: ranks}."""
+    cache = {}
+
+    def get(world):
+        if world not in cache:
+            cache[world] = _ddp_cases(
+                tmp_path_factory.mktemp(f'ddp{world}'), world)
+        return cache[world]
+
+    return get
+
+
+@pytest.mark.parametrize('split', ['3,2', '4,1'])
+def test_two_process_gather_equals_whole_batch(ddp_results, split):
+    ranks = [r[f'gather:{split}'] for r in ddp_results(2)]
 
     model, videos, tokens = build_case()
     losses = model(dict(imgs=videos, text=tokens), mode='loss')
@@ -221,8 +246,7 @@ def test_two_process_gather_equals_whole_batch(tmp_path, split):
     loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert all(g is not None and g.abs().sum() > 0 for g in grads.values())
-    for rank in (0, 1):
-        result = torch.load(tmp_path / f'rank{rank}.pt', weights_only=True)
+    for result in ranks:
         torch.testing.assert_close(result['loss'], loss.detach(), rtol=1e-5,
                                    atol=1e-6)
         assert set(result['grads']) == set(grads)
@@ -234,17 +258,8 @@ def test_two_process_gather_equals_whole_batch(tmp_path, split):
 
 
 # -- gradient scale: the authors' rule, reproduced --------------------------
-def _run_grad_scale_case(tmp_path, world):
-    proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-         '--nproc_per_node', str(world),
-         osp.join(REPO_ROOT, 'tests', '_ddp_retrieval_case.py'), '--out',
-         str(tmp_path), '--case', 'grad_scale'],
-        cwd=REPO_ROOT, env=subprocess_env({'OMP_NUM_THREADS': '1'}),
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True)
-             for r in range(world)]
+def _run_grad_scale_case(ddp_results, world):
+    ranks = [r['grad_scale'] for r in ddp_results(world)]
     for other in ranks[1:]:  # DDP: every rank holds the same gradients
         for rule, grads in other.items():
             for name, g in grads.items():
@@ -286,14 +301,14 @@ def _clipped(grads, max_norm):
 
 
 @pytest.mark.parametrize('world', [2, 4])
-def test_gradient_scale_reproduces_the_authors_rule(tmp_path, world):
+def test_gradient_scale_reproduces_the_authors_rule(ddp_results, world):
     """``reference_gpus='world_size'`` equals the authors' summed loss with
     their local-slice gather and DDP's averaging on the same processes;
     ``reference_gpus=8`` (the configs) equals their rule on 8 GPUs at any
     world size; the default mean is W/2 times theirs. Clipping at the
     configs' threshold (and below and above the gradient's norm) then hands
     AdamW the same gradient as the authors' 8-GPU run."""
-    got = _run_grad_scale_case(tmp_path, world)
+    got = _run_grad_scale_case(ddp_results, world)
     authors = _flat(got['authors'])
     assert authors.norm() > 0
     tol = dict(rtol=1e-4, atol=1e-6 * authors.abs().max().item())
@@ -338,7 +353,7 @@ RETRIEVAL_DEMO = osp.join(REPO_ROOT, 'configs', 'demo',
 
 
 def test_train_and_test_tools_on_synthetic_captions(tmp_path):
-    from conftest import run_tool
+    from conftest import call_main
 
     from stan_mmaction.datasets import make_synthetic_retrieval_dataset
     make_synthetic_retrieval_dataset(
@@ -347,14 +362,14 @@ def test_train_and_test_tools_on_synthetic_captions(tmp_path):
     work = str(tmp_path / 'work')
     # 64 videos x 2 captions = 128 training pairs, 4 batches of 32.
     options = ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=32']
-    train = run_tool(['train.py', RETRIEVAL_DEMO, '--work-dir', work,
-                      '--cfg-options', *options],
-                     cwd=str(tmp_path), env_extra={'OMP_NUM_THREADS': '2'})
+    train = call_main('tools/train.py', [RETRIEVAL_DEMO, '--work-dir', work,
+                                         '--cfg-options', *options],
+                      cwd=str(tmp_path))
     assert train.returncode == 0, train.stderr[-3000:]
     log = train.stdout + train.stderr
     assert 'Epoch(train) [1][4/4]' in log and 'loss_t2v:' in log
-    test = run_tool(['test.py', RETRIEVAL_DEMO, f'{work}/epoch_1.pth',
-                     '--work-dir', work], cwd=str(tmp_path))
+    test = call_main('tools/test.py', [RETRIEVAL_DEMO, f'{work}/epoch_1.pth',
+                                       '--work-dir', work], cwd=str(tmp_path))
     assert test.returncode == 0, test.stderr[-3000:]
     with open(osp.join(work, 'test_metrics.json')) as f:
         metrics = json.load(f)
@@ -367,8 +382,9 @@ def test_train_and_test_tools_on_synthetic_captions(tmp_path):
         <= metrics['retrieval/t2v_R10'] <= 100
     assert not any('_qb_' in key for key in metrics)
     # --qb-norm: the training captions as QB-Norm's query bank.
-    qb = run_tool(['test.py', RETRIEVAL_DEMO, f'{work}/epoch_1.pth',
-                   '--work-dir', work, '--qb-norm'], cwd=str(tmp_path))
+    qb = call_main('tools/test.py', [RETRIEVAL_DEMO, f'{work}/epoch_1.pth',
+                                     '--work-dir', work, '--qb-norm'],
+                   cwd=str(tmp_path))
     assert qb.returncode == 0, qb.stderr[-3000:]
     assert 'QB-Norm query bank: 128 captions of' in qb.stdout + qb.stderr
     with open(osp.join(work, 'test_metrics.json')) as f:

@@ -26,7 +26,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401
 import torch  # noqa: E402
-from benchmark import ModelCase, probe_memory  # noqa: E402
+from benchmark import ModelCase, probe_memories  # noqa: E402
 from benchmark_report import machine_line  # noqa: E402
 
 from stan_mmaction.utils.atomic import atomic_savefig  # noqa: E402
@@ -110,8 +110,10 @@ def measure(args) -> List[dict]:
     timing = measure_alternating(
         {case.name: case.infer(args.batch, case.frames, 'fp32')
          for case in cases}, args.repeats, args.warmup)
+    peaks = probe_memories([[case.config, 'infer', args.batch]
+                            for case in cases], args.threads)
     rows = []
-    for name, case, work in zip(names, cases, work_dirs):
+    for name, case, work, peak in zip(names, cases, work_dirs, peaks):
         metric, value = test_result(work)
         seconds = timing[case.name]['seconds']
         rows.append({
@@ -120,8 +122,7 @@ def measure(args) -> List[dict]:
             'GFLOPs': case.flops / 1e9,
             'latency (ms)': 1000 * seconds,
             'clips/s': args.batch / seconds,
-            'peak memory (MiB)': probe_memory(
-                case.config, 'infer', args.batch, args.threads) / 2**20,
+            'peak memory (MiB)': peak['peak_bytes'] / 2**20,
             'train s/epoch': training_seconds_per_epoch(work),
             'metric': metric,
             'result': value,
