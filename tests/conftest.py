@@ -160,6 +160,34 @@ def call_main(relpath: str, argv, cwd: str = None) -> ToolResult:
     return ToolResult(code, out.getvalue(), err.getvalue(), value)
 
 
+def run_script(path: str, argv, cwd: str = None) -> ToolResult:
+    """Run a script with no ``main(argv)`` (MMAction2's tools) in this
+    process as ``python path argv...`` would (``sys.argv`` set, run as
+    ``__main__``), captured and restored like :func:`call_main`."""
+    import io
+    import runpy
+    import sys as _sys
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    argv_before = _sys.argv
+    with process_state_kept(), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        if cwd is not None:
+            os.chdir(cwd)
+        _sys.argv = [path, *argv]
+        try:
+            runpy.run_path(path, run_name='__main__')
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                err.write(exc.code + '\n')
+                code = 1
+            else:
+                code = exc.code or 0
+        finally:
+            _sys.argv = argv_before
+    return ToolResult(code, out.getvalue(), err.getvalue())
+
+
 def save_random_checkpoint(config, path, seed=0):
     """Build ``config`` with seed ``seed`` and save its weights as a runner
     checkpoint at ``path``; returns the model."""

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
-from conftest import (REPO_ROOT, start_until_file, subprocess_env,
-                      tiny_recognizer)
+from conftest import (REPO_ROOT, call_main, process_state_kept,
+                      start_until_file, subprocess_env, tiny_recognizer)
 
 from stan_mmaction.engine.sharding import (fp32_output_modules,
                                            frozen_root_params, fsdp_units)
@@ -265,7 +265,12 @@ def test_fsdp_training_equals_one_process_and_resumes(demo_workspace,
     log = _run(_train_cmd(fsdp_cfg, fsdp, gpus=2), demo_workspace)
     assert 'FSDPStrategy' in log or 'Distributed training: True' in log
     assert 'Epoch(train) [2][4/4]' in log
-    _run(_train_cmd(plain_cfg, plain), demo_workspace)
+    # The one-process reference in this process (tools/train.py's main).
+    with process_state_kept():
+        torch.set_num_threads(1)
+        res = call_main('tools/train.py', _train_cmd(plain_cfg, plain)[2:],
+                        cwd=demo_workspace)
+    assert res.returncode == 0, res.stderr[-3000:]
 
     losses_f, losses_p = _losses(fsdp), _losses(plain)
     assert sorted(losses_f) == list(range(8)) == sorted(losses_p)
