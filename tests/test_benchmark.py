@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO_ROOT, run_tool
+from conftest import REPO_ROOT, call_main
 
 from stan_mmaction.models import StanCLIPBackbone
 from stan_mmaction.models.attention import fused_self_attention
@@ -19,11 +19,11 @@ TINY = [osp.join(REPO_ROOT, 'configs', 'demo', name) for name in (
 
 def test_benchmark_tool_writes_table_json_and_plots(tmp_path):
     out = tmp_path / 'bench'
-    res = run_tool(['analysis_tools/benchmark.py', *TINY, '--frames', '4',
-                    '8', '--train-batch', '2', '--grad-checkpointing',
-                    '--repeats', '2', '--warmup', '1', '--threads', '1',
-                    '--retrieval-sizes', '200', '--out-dir',
-                    str(out)], env_extra={'OMP_NUM_THREADS': '1'})
+    # In this process (the memory probes start their own, fresh one).
+    res = call_main('tools/analysis_tools/benchmark.py', [
+        *TINY, '--frames', '4', '8', '--train-batch', '2',
+        '--grad-checkpointing', '--repeats', '2', '--warmup', '1',
+        '--threads', '1', '--retrieval-sizes', '200', '--out-dir', str(out)])
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads((out / 'results.json').read_text())
     names = [r['model'] for r in results['inference']]

@@ -101,32 +101,45 @@ def test_demo_out_file_folder_is_created_and_names_checked(setup, tmp_path):
 
 
 # -- decoding at the model's size -------------------------------------------
+# One fresh interpreter imports once; each measurement runs in a child
+# forked from it (an allocator that holds nothing of the others).
 PROBE = '''
-import json, sys
+import os, sys
 sys.argv = ['demo.py']
+import runpy
 import stan_mmaction
+from stan_mmaction.apis import embed_video, init_model
 from stan_mmaction.utils.profiling import PeakMemory
-tool, video, cfg, ckpt, labels = {args!r}
-if tool == 'demo':
-    import runpy
-    demo = runpy.run_path({demo!r})
-    demo['parse_args']  # loaded
-    with PeakMemory('cpu') as mem:
-        demo['main']([video, cfg, ckpt, '--label-map', labels])
-else:
-    from stan_mmaction.apis import embed_video, init_model
-    model = init_model(cfg, ckpt)
-    with PeakMemory('cpu') as mem:
-        embed_video(model, video)
-print('PEAK', mem.peak)
+demo = runpy.run_path({demo!r})
+for i, (tool, video, cfg, ckpt, labels) in enumerate({cases!r}):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if tool == 'demo':
+                with PeakMemory('cpu') as mem:
+                    demo['main']([video, cfg, ckpt, '--label-map', labels])
+            else:
+                model = init_model(cfg, ckpt)
+                with PeakMemory('cpu') as mem:
+                    embed_video(model, video)
+            print('PEAK', i, mem.peak, flush=True)
+            code = 0
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0, (tool, video)
 '''
 
 
-def _peak(tool, video, cfg, ckpt, labels):
-    proc = run_python(PROBE.format(args=(tool, video, cfg, ckpt, labels),
+def _peaks(cases):
+    """Peak extra MiB of each ``(tool, video, cfg, ckpt, labels)``."""
+    proc = run_python(PROBE.format(cases=[tuple(c) for c in cases],
                                    demo=DEMO))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return int(proc.stdout.split('PEAK')[-1]) / 2**20
+    found = dict(line.split()[1:] for line in proc.stdout.splitlines()
+                 if line.startswith('PEAK '))
+    return [int(found[str(i)]) / 2**20 for i in range(len(cases))]
 
 
 def _textured_video(path, h, w, frames=24, block=8):
@@ -146,10 +159,14 @@ def test_4k_video_costs_about_what_a_small_one_does(setup, tmp_path):
     root, retrieval_ckpt, recognition_ckpt, labels = setup
     big = _textured_video(str(tmp_path / 'uhd.mp4'), 2160, 3840)
     small = _textured_video(str(tmp_path / 'small.mp4'), 224, 398)
-    for tool, cfg, ckpt in (('demo', RECOGNITION_CFG, recognition_ckpt),
-                            ('embed', RETRIEVAL_CFG, retrieval_ckpt)):
-        peaks = [_peak(tool, v, cfg, ckpt, labels) for v in (big, small)]
-        assert peaks[0] - peaks[1] < 100, (tool, peaks)
+    tools = (('demo', RECOGNITION_CFG, recognition_ckpt),
+             ('embed', RETRIEVAL_CFG, retrieval_ckpt))
+    peaks = _peaks([(tool, v, cfg, ckpt, labels)
+                    for tool, cfg, ckpt in tools for v in (big, small)])
+    for i, (tool, _, _) in enumerate(tools):
+        big_peak, small_peak = peaks[2 * i:2 * i + 2]
+        assert big_peak - small_peak < 100, (tool, big_peak, small_peak)
+        assert small_peak > 0, tool
 
 
 def test_decoded_at_size_matches_resizing_after_decoding(tmp_path):
