@@ -46,6 +46,58 @@ def run_python(code: str, env_extra: dict = None, timeout: int = 300):
                           text=True, timeout=timeout)
 
 
+_FORKED_RUNNER = r'''
+import json, os, sys, tempfile, traceback
+cases = json.loads(sys.stdin.read())
+for name in PRELOAD:
+    __import__(name)
+results = {}
+for key, code in cases.items():
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        status = 0
+        try:
+            exec(compile(code, '<string>', 'exec'), {'__name__': '__main__'})
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    _, wait = os.waitpid(pid, 0)
+    out.seek(0)
+    err.seek(0)
+    results[key] = dict(returncode=os.waitstatus_to_exitcode(wait),
+                        stdout=out.read().decode(errors='replace'),
+                        stderr=err.read().decode(errors='replace'))
+print(json.dumps(results))
+'''
+
+
+def run_python_forked(cases: dict, env_extra: dict = None,
+                      preload=('torch', 'numpy', 'mmengine.config',
+                               'mmengine.runner'), timeout: int = 300):
+    """``run_python`` of each ``{name: code}``, in one fresh interpreter:
+    it imports ``preload`` once, then runs each code in a child forked
+    from it (a state of its own, as a fresh interpreter's). Returns
+    ``{name: ToolResult}``."""
+    import json
+    runner = _FORKED_RUNNER.replace('PRELOAD', repr(list(preload)))
+    proc = subprocess.run([sys.executable, '-c', runner],
+                          input=json.dumps(cases), cwd=REPO_ROOT,
+                          env=subprocess_env(env_extra), capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {name: ToolResult(r['returncode'], r['stdout'], r['stderr'])
+            for name, r in results.items()}
+
+
 def run_tool(args, timeout: int = 600, env_extra: dict = None,
              cwd: str = REPO_ROOT):
     """Run ``python tools/<args>`` (or a shell script), by default from the

@@ -6,12 +6,55 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import run_python
+from conftest import run_python, run_python_forked
 
 from stan_mmaction import compat
 
 NO_COMPAT = {'STAN_MMACTION_NO_COMPAT': '1'}
 BASE_CFG = "_base_ = ['mmaction::_base_/default_runtime.py']\n"
+
+
+def _unrepaired_cases(folder) -> dict:
+    """What each breakage test runs on the unrepaired stack: name -> code
+    (inputs written to ``folder``)."""
+    (folder / 'cfg.py').write_text(BASE_CFG)
+    ckpt = str(folder / 'ckpt.pth')
+    marker = str(folder / 'marker')
+    return dict(
+        drn='import stan_mmaction.compat; import mmaction.models',
+        # With only the drn repair, mmaction.models gets as far as
+        # mmaction/utils/dependency.py and stops there.
+        importlib_metadata='from stan_mmaction import compat\n'
+        'compat.patch_missing_drn()\nimport mmaction.models',
+        pkg_resources='import stan_mmaction.compat\n'
+        'from mmengine.config import Config\n'
+        f'Config.fromfile({str(folder / "cfg.py")!r})',
+        torch_load='import stan_mmaction.compat\n' +
+        SAVE_MMENGINE_CKPT.format(path=ckpt) +
+        'from mmengine.runner.checkpoint import _load_checkpoint\n'
+        f'_load_checkpoint({ckpt!r})',
+        numpy_aliases='import stan_mmaction.compat, numpy as np\n'
+        'print(np.in1d)',
+        atomic_local_writes='import stan_mmaction.compat, os\n'
+        'from mmengine.fileio.backends import LocalBackend\n'
+        'b = LocalBackend()\n'
+        f'p = {str(folder / "in_place")!r}\n'
+        'b.put(b"old", p)\n'
+        'os.fsync = None  # a crash at the same point as the test\'s\n'
+        'b.put(b"new!", p)\n'
+        'print(open(p, "rb").read())',
+        checkpoint_config='import stan_mmaction\n'
+        'import mmengine.runner.runner as r\n'
+        f'r.mmengine.Config.fromstring("open({marker!r}, \'w\')", ".py")\n')
+
+
+@pytest.fixture(scope='module')
+def unrepaired(tmp_path_factory):
+    """Each breakage's code run without the repairs
+    (STAN_MMACTION_NO_COMPAT=1), in one fresh interpreter forking a child
+    per case: (folder, {name: result})."""
+    folder = tmp_path_factory.mktemp('unrepaired')
+    return folder, run_python_forked(_unrepaired_cases(folder), NO_COMPAT)
 
 
 def test_all_repairs_applied_on_pinned_stack():
@@ -24,9 +67,8 @@ def test_all_repairs_applied_on_pinned_stack():
 
 
 # 1. drn ---------------------------------------------------------------
-def test_drn_missing_without_compat():
-    res = run_python('import stan_mmaction.compat; import mmaction.models',
-                     NO_COMPAT)
+def test_drn_missing_without_compat(unrepaired):
+    res = unrepaired[1]['drn']
     assert res.returncode != 0
     assert "No module named 'mmaction.models.localizers.drn'" in res.stderr
 
@@ -54,12 +96,8 @@ def test_drn_stub_not_installed_when_real_module_exists(monkeypatch):
 
 
 # 2. importlib_metadata -------------------------------------------------
-def test_importlib_metadata_missing_without_compat():
-    # With only the drn repair, mmaction.models gets as far as
-    # mmaction/utils/dependency.py and stops there.
-    res = run_python('from stan_mmaction import compat\n'
-                     'compat.patch_missing_drn()\n'
-                     'import mmaction.models', NO_COMPAT)
+def test_importlib_metadata_missing_without_compat(unrepaired):
+    res = unrepaired[1]['importlib_metadata']
     assert res.returncode != 0
     assert "No module named 'importlib_metadata'" in res.stderr
 
@@ -72,12 +110,8 @@ def test_importlib_metadata_alias_serves_mmaction():
 
 
 # 3. pkg_resources --------------------------------------------------------
-def test_mmaction_base_config_fails_without_compat(tmp_path):
-    cfg = tmp_path / 'cfg.py'
-    cfg.write_text(BASE_CFG)
-    res = run_python('import stan_mmaction.compat\n'
-                     'from mmengine.config import Config\n'
-                     f'Config.fromfile({str(cfg)!r})', NO_COMPAT)
+def test_mmaction_base_config_fails_without_compat(unrepaired):
+    res = unrepaired[1]['pkg_resources']
     assert res.returncode != 0
     assert "No module named 'pkg_resources'" in res.stderr
 
@@ -117,12 +151,8 @@ save_checkpoint({{"state_dict": {{"w": torch.ones(2)}},
 '''
 
 
-def test_mmengine_checkpoint_unreadable_without_compat(tmp_path):
-    path = str(tmp_path / 'ckpt.pth')
-    res = run_python(
-        'import stan_mmaction.compat\n' + SAVE_MMENGINE_CKPT.format(
-            path=path) + 'from mmengine.runner.checkpoint import '
-        f'_load_checkpoint\n_load_checkpoint({path!r})', NO_COMPAT)
+def test_mmengine_checkpoint_unreadable_without_compat(unrepaired):
+    res = unrepaired[1]['torch_load']
     assert res.returncode != 0
     assert 'Weights only load failed' in res.stderr
 
@@ -148,9 +178,8 @@ def test_mmengine_checkpoint_loads_with_compat(tmp_path):
 
 
 # 5. numpy aliases -----------------------------------------------------------
-def test_numpy_aliases_missing_without_compat():
-    res = run_python('import stan_mmaction.compat, numpy as np\n'
-                     'print(np.in1d)', NO_COMPAT)
+def test_numpy_aliases_missing_without_compat(unrepaired):
+    res = unrepaired[1]['numpy_aliases']
     assert res.returncode != 0
     assert 'in1d' in res.stderr
 
@@ -230,16 +259,8 @@ def test_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch):
         'epoch_1.pth', 'last_checkpoint']  # no temporary files left
 
 
-def test_plain_mmengine_writes_in_place(tmp_path):
-    res = run_python(
-        'import stan_mmaction.compat, os\n'
-        'from mmengine.fileio.backends import LocalBackend\n'
-        'b = LocalBackend()\n'
-        f'p = {str(tmp_path / "ckpt")!r}\n'
-        'b.put(b"old", p)\n'
-        'os.fsync = None  # a crash at the same point as above\n'
-        'b.put(b"new!", p)\n'
-        'print(open(p, "rb").read())', NO_COMPAT)
+def test_plain_mmengine_writes_in_place(unrepaired):
+    res = unrepaired[1]['atomic_local_writes']
     # Without the repair the file is rewritten in place (no temp + rename).
     assert res.returncode == 0 and res.stdout.strip() == "b'new!'"
 
@@ -328,18 +349,15 @@ def test_fsdp_full_optimizer_state_copies_out_of_the_gather_buffer(
 
 
 # 10. config text of checkpoints executed by mmengine ------------------------
-def test_checkpoint_config_text_runs_without_compat(tmp_path):
+def test_checkpoint_config_text_runs_without_compat(unrepaired, tmp_path):
     """What resume and the inferencers call on a checkpoint's config text
     executes it on the unrepaired stack (the marker is written); repaired,
     the runners read it as data and the inferencers refuse it."""
-    marker = tmp_path / 'marker'
-    code = ('import mmengine.runner.runner as r\n'
-            f'r.mmengine.Config.fromstring("open({str(marker)!r}, \'w\')", '
-            '".py")\n')
-    res = run_python('import stan_mmaction\n' + code, NO_COMPAT)
+    folder, results = unrepaired
+    res = results['checkpoint_config']
     assert res.returncode == 0, res.stderr[-2000:]
-    assert marker.exists()
-    marker.unlink()
+    assert (folder / 'marker').exists()
+    marker = tmp_path / 'marker'
     import mmengine.infer.infer as infer_module
     import mmengine.runner._flexible_runner as flexible_module
     import mmengine.runner.runner as runner_module
