@@ -132,6 +132,7 @@ def test_didemo_and_lsmdc_errors(tmp_path, test_mode):
 DEMO_CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 
 
+@pytest.mark.slow
 def test_test_tool_stops_on_a_label_outside_the_classes(demo_workspace,
                                                         tmp_path):
     """Before: label 99 in a test list exited 0 with a lower accuracy."""

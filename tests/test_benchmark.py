@@ -17,6 +17,7 @@ TINY = [osp.join(REPO_ROOT, 'configs', 'demo', name) for name in (
     'clip_meanp_tiny_synthetic.py', 'stan_tiny_synthetic_retrieval.py')]
 
 
+@pytest.mark.slow
 def test_benchmark_tool_writes_table_json_and_plots(tmp_path):
     out = tmp_path / 'bench'
     # In this process (the memory probes start their own, fresh one).
@@ -95,6 +96,7 @@ def test_bf16_cast_model_matches_fp32(temporal):
     assert F.cosine_similarity(ref, low).min() > 0.99
 
 
+@pytest.mark.slow
 def test_torch_compile_matches_eager():
     model = _tiny()
     x = torch.randn(2, 3, 4, 32, 32)

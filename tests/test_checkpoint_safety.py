@@ -110,6 +110,7 @@ IN_PROCESS = {'../demo/demo.py': 'demo/demo.py',
     'test.py', 'train.py --resume CKPT',
     'train.py --resume (last_checkpoint)', 'train.py load_from',
     'demo/demo.py', 'search.py index', 'extract_features.py'])
+@pytest.mark.slow
 def test_tools_refuse_a_payload_checkpoint(case, evil, files, tmp_path,
                                            demo_workspace):
     path, marker = evil

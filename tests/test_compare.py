@@ -73,6 +73,7 @@ def test_compare_pipelines_give_eight_frames(rel, demo_workspace):
         assert tuple(inputs.shape) == expected, (rel, key)
 
 
+@pytest.mark.slow
 def test_train_test_and_compare_two_work_dirs(
         tiny_trained, demo_workspace, tmp_path):
     """X3D trained and tested with our tools, STAN-attn from the session's
@@ -121,6 +122,7 @@ def test_train_test_and_compare_two_work_dirs(
     assert table in proc.stdout
 
 
+@pytest.mark.slow
 def test_flops_and_benchmark_take_mmaction_configs(tmp_path):
     flops = call_main('tools/analysis_tools/get_flops.py', [X3D_S])
     assert flops.returncode == 0, flops.stderr[-2000:]

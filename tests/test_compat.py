@@ -67,6 +67,7 @@ def test_all_repairs_applied_on_pinned_stack():
 
 
 # 1. drn ---------------------------------------------------------------
+@pytest.mark.slow
 def test_drn_missing_without_compat(unrepaired):
     res = unrepaired[1]['drn']
     assert res.returncode != 0
@@ -96,6 +97,7 @@ def test_drn_stub_not_installed_when_real_module_exists(monkeypatch):
 
 
 # 2. importlib_metadata -------------------------------------------------
+@pytest.mark.slow
 def test_importlib_metadata_missing_without_compat(unrepaired):
     res = unrepaired[1]['importlib_metadata']
     assert res.returncode != 0
@@ -110,6 +112,7 @@ def test_importlib_metadata_alias_serves_mmaction():
 
 
 # 3. pkg_resources --------------------------------------------------------
+@pytest.mark.slow
 def test_mmaction_base_config_fails_without_compat(unrepaired):
     res = unrepaired[1]['pkg_resources']
     assert res.returncode != 0
@@ -151,6 +154,7 @@ save_checkpoint({{"state_dict": {{"w": torch.ones(2)}},
 '''
 
 
+@pytest.mark.slow
 def test_mmengine_checkpoint_unreadable_without_compat(unrepaired):
     res = unrepaired[1]['torch_load']
     assert res.returncode != 0
@@ -178,6 +182,7 @@ def test_mmengine_checkpoint_loads_with_compat(tmp_path):
 
 
 # 5. numpy aliases -----------------------------------------------------------
+@pytest.mark.slow
 def test_numpy_aliases_missing_without_compat(unrepaired):
     res = unrepaired[1]['numpy_aliases']
     assert res.returncode != 0
@@ -222,6 +227,7 @@ def test_check_versions_names_bad_versions():
                                mmaction2='1.2.0'))
 
 
+@pytest.mark.slow
 def test_unsupported_mmcv_gives_one_clear_error(tmp_path):
     # A fake mmcv 2.2.0 distribution ahead of the real one on sys.path.
     dist = tmp_path / 'mmcv-2.2.0.dist-info'
@@ -259,6 +265,7 @@ def test_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch):
         'epoch_1.pth', 'last_checkpoint']  # no temporary files left
 
 
+@pytest.mark.slow
 def test_plain_mmengine_writes_in_place(unrepaired):
     res = unrepaired[1]['atomic_local_writes']
     # Without the repair the file is rewritten in place (no temp + rename).
@@ -349,6 +356,7 @@ def test_fsdp_full_optimizer_state_copies_out_of_the_gather_buffer(
 
 
 # 10. config text of checkpoints executed by mmengine ------------------------
+@pytest.mark.slow
 def test_checkpoint_config_text_runs_without_compat(unrepaired, tmp_path):
     """What resume and the inferencers call on a checkpoint's config text
     executes it on the unrepaired stack (the marker is written); repaired,

@@ -27,7 +27,9 @@ def load(rel):
     return Config.fromfile(osp.join(REPO_ROOT, rel))
 
 
-@pytest.mark.parametrize('rel', CONFIGS)
+@pytest.mark.parametrize('rel', [
+    pytest.param(rel, marks=pytest.mark.slow) if 'vit-large' in rel else rel
+    for rel in CONFIGS])  # ViT-L/14 builds take seconds: not in test-quick
 def test_config_loads_and_model_builds(rel):
     cfg = load(rel)
     assert cfg.default_scope == 'mmaction'

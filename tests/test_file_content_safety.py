@@ -83,6 +83,7 @@ def _resume(runner_type, ckpt, work, demo_workspace, epochs=2):
 
 
 @pytest.mark.parametrize('runner_type', ['Runner', 'FlexibleRunner'])
+@pytest.mark.slow
 def test_resume_reads_the_checkpoints_config_as_data(
         trained, tmp_path, demo_workspace, runner_type):
     """MMEngine's resume (plain runner and FlexibleRunner, which FSDP and
@@ -99,6 +100,7 @@ def test_resume_reads_the_checkpoints_config_as_data(
         _resume(runner_type, two_gpus, tmp_path / 'work2', demo_workspace)
 
 
+@pytest.mark.slow
 def test_mmaction2_train_tool_resume_runs_no_checkpoint_code(
         trained, tmp_path, demo_workspace):
     """MMAction2's own train.py --resume on a checkpoint whose config text
@@ -122,6 +124,7 @@ def test_mmaction2_train_tool_resume_runs_no_checkpoint_code(
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_inferencer_refuses_the_checkpoints_config(trained, tmp_path):
     """MMEngine's inferencers given weights alone would build the model
     from the checkpoint's config text: refused with a message asking for
@@ -186,6 +189,7 @@ for name, obj in cases.items():
 '''
 
 
+@pytest.mark.slow
 def test_numpy_content_cannot_forge_objects(tmp_path):
     """Arrays and scalars are built with a dtype rebuilt from its type
     string and must be plain numeric or bool: a forged structured dtype
@@ -435,6 +439,7 @@ def test_an_empty_annotation_file_is_named(tmp_path, content):
                                   data_prefix=dict(video='root'))
 
 
+@pytest.mark.slow
 def test_a_huge_batch_size_does_not_hang(built_index):
     """--batch-size 10**8 (the decoding workers' prefetch followed it and
     queued 10**8 requests before the first clip): the videos are embedded
@@ -616,6 +621,7 @@ def test_train_tool_refuses_a_payload_pretrained_in_one_line(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_our_train_tool_resume_through_last_checkpoint(trained, tmp_path,
                                                        demo_workspace):
     """tools/train.py --resume (auto): last_checkpoint names a checkpoint

@@ -48,6 +48,7 @@ def retrieval_setup(tmp_path_factory):
     return root, ckpt, model, videos
 
 
+@pytest.mark.slow
 def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     root, ckpt, model, videos = retrieval_setup
     index = str(root / 'videos.idx')
@@ -94,6 +95,7 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     assert res.returncode != 0 and 'was built with config' in res.stderr
 
 
+@pytest.mark.slow
 def test_search_never_mixes_models(retrieval_setup, tmp_path):
     """The index names its model by content: a checkpoint replaced at the
     same path, or an edited _base_ file of the config, is another model; the
@@ -180,6 +182,7 @@ def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path,
     assert image.shape == (3 * 96, 4 * 128, 3)
 
 
+@pytest.mark.slow
 def test_extract_features_writes_embeddings(retrieval_setup, tmp_path,
                                             auto_decision):
     """Default --dtype (auto) under both decisions, compared with the
@@ -214,6 +217,7 @@ def recognition_setup(tmp_path_factory):
     return root, ckpt, str(labels), short, long
 
 
+@pytest.mark.slow
 def test_demo_prints_top5_and_writes_gif(recognition_setup, auto_decision):
     """Default --dtype (auto) under both decisions: the same top-5 as the
     library computes in that dtype (fp32 in a subprocess, the script's
@@ -262,6 +266,7 @@ def test_demo_rejects_unreadable_video(recognition_setup, tmp_path):
     assert res.returncode != 0 and f'Cannot read {bad}' in res.stderr
 
 
+@pytest.mark.slow
 def test_zero_shot_config_through_test_tool(tmp_path, tiny_clip_file,
                                             demo_workspace):
     path, _ = tiny_clip_file
@@ -301,6 +306,7 @@ def test_plot_logs(tmp_path):
     assert out.read_bytes()[:4] == b'\x89PNG'
 
 
+@pytest.mark.slow
 def test_demo_with_an_mmaction2_config(recognition_setup, tmp_path):
     """MMAction2's own X3D-S config (random weights saved to a file)."""
     root, _, _, short, _ = recognition_setup

@@ -12,6 +12,9 @@ import sys
 import pytest
 from conftest import REPO_ROOT, readme_block
 
+#: Processes, training runs or installs: left out of `make test-quick`.
+pytestmark = pytest.mark.slow
+
 
 def read(path):
     with open(osp.join(REPO_ROOT, path)) as f:

@@ -80,6 +80,7 @@ def test_plan_arithmetic():
     assert rows['FSDP', True].total < rows['DDP', True].total
 
 
+@pytest.mark.slow
 def test_tool_plans_and_matches_measured_peak(tmp_path):
     """The tool on the tiny config, measured here: activations within the
     stated tolerance of the plan (docs/scaling.md: -10% .. +35%; the

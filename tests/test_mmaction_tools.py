@@ -17,6 +17,9 @@ import torch
 from conftest import (REPO_ROOT, call_main, readme_block, run_python,
                       run_script, subprocess_env)
 
+#: Processes, training runs or installs: left out of `make test-quick`.
+pytestmark = pytest.mark.slow
+
 MIM_TOOLS = osp.join(osp.dirname(mmaction.__file__), '.mim', 'tools')
 DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
 RECOGNITION_CFG = osp.join(DEMO, 'stan_tiny_synthetic.py')

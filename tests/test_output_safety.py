@@ -152,6 +152,7 @@ def _textured_video(path, h, w, frames=24, block=8):
     return path
 
 
+@pytest.mark.slow
 def test_4k_video_costs_about_what_a_small_one_does(setup, tmp_path):
     """A 3840x2160 clip through the demo and through embed_video (search,
     extract_features) peaks within 100 MiB of a 398x224 one (decoding all
@@ -226,6 +227,7 @@ def test_extract_outputs_stay_inside_and_never_collide(setup, tmp_path):
                                   np.load(out / 'clip.mp4.npy'))
 
 
+@pytest.mark.slow
 def test_extract_resumes_and_refuses_another_model(setup, tmp_path):
     root, ckpt, _, _ = setup
     videos = write_videos(tmp_path / 'videos', [0, 2, 4])
@@ -270,6 +272,7 @@ def _entries(index):
         return set()
 
 
+@pytest.mark.slow
 def test_killed_index_run_resumes_with_the_rest(setup, tmp_path):
     root, ckpt, _, _ = setup
     folder = tmp_path / 'videos'
@@ -297,6 +300,7 @@ def test_killed_index_run_resumes_with_the_rest(setup, tmp_path):
     assert _entries(index) == {osp.abspath(v) for v in videos}
 
 
+@pytest.mark.slow
 def test_concurrent_index_runs_keep_everything(setup, tmp_path):
     root, ckpt, _, _ = setup
     a = write_videos(tmp_path / 'a', [0, 1, 2, 3], frames=48)

@@ -158,6 +158,7 @@ def test_batched_workers_equal_one_by_one(setup):
         next(embed_videos(model, paths, batch_size=0))
 
 
+@pytest.mark.slow
 def test_search_records_the_dtype_and_never_mixes_it(setup, tmp_path,
                                                      capsys):
     root, ckpt, videos, fp32 = setup
@@ -219,6 +220,7 @@ def test_search_records_the_dtype_and_never_mixes_it(setup, tmp_path,
         search.main(['query', 'x', '--index', index, '--dtype', 'fp16'])
 
 
+@pytest.mark.slow
 def test_extract_features_bf16_and_compiled(setup, tmp_path, capsys):
     root, ckpt, videos, fp32 = setup
     extract = load_script('tools/extract_features.py')
@@ -295,6 +297,7 @@ def test_demo_bf16_keeps_the_top5(setup, tmp_path, capsys):
         demo.main([*common, '--dtype', 'fp16', '--device', 'cpu'])
 
 
+@pytest.mark.slow
 def test_test_tool_dtype(tmp_path, demo_workspace):
     """tools/test.py --dtype bf16: the model is cast after the checkpoint
     is loaded, the predictions reach the metric in fp32 and match fp32."""
@@ -319,6 +322,7 @@ def test_test_tool_dtype(tmp_path, demo_workspace):
                                rtol=0)
 
 
+@pytest.mark.slow
 def test_tool_benchmark_rows(setup, tmp_path, monkeypatch):
     """benchmark_tools.py: one real extraction run (a fresh process) read
     back from the tool's Throughput line; on a CPU without native bf16 the

@@ -10,6 +10,9 @@ import torch
 from conftest import (REPO_ROOT, TINY_TRAINING, call_main, copy_work_dir,
                       process_state_kept, run_tool, start_until_file)
 
+#: Processes, training runs or installs: left out of `make test-quick`.
+pytestmark = pytest.mark.slow
+
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 # 16 training videos in batches of 2: 8 iterations an epoch; validate once
 # at the end; one thread, so that two runs compute bit-identically.

@@ -237,6 +237,7 @@ def ddp_results(tmp_path_factory):
 
 
 @pytest.mark.parametrize('split', ['3,2', '4,1'])
+@pytest.mark.slow
 def test_two_process_gather_equals_whole_batch(ddp_results, split):
     ranks = [r[f'gather:{split}'] for r in ddp_results(2)]
 
@@ -301,6 +302,7 @@ def _clipped(grads, max_norm):
 
 
 @pytest.mark.parametrize('world', [2, 4])
+@pytest.mark.slow
 def test_gradient_scale_reproduces_the_authors_rule(ddp_results, world):
     """``reference_gpus='world_size'`` equals the authors' summed loss with
     their local-slice gather and DDP's averaging on the same processes;
@@ -352,6 +354,7 @@ RETRIEVAL_DEMO = osp.join(REPO_ROOT, 'configs', 'demo',
                           'stan_tiny_synthetic_retrieval.py')
 
 
+@pytest.mark.slow
 def test_train_and_test_tools_on_synthetic_captions(tmp_path):
     from conftest import call_main
 

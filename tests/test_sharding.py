@@ -120,6 +120,7 @@ def torchrun(args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_fsdp_units_clipping_and_bf16_on_two_processes(tmp_path):
     out = str(tmp_path / 'case.json')
     res = torchrun([osp.join(TESTS, '_fsdp_case.py'), out])
@@ -254,6 +255,7 @@ def _kill_all(proc):
     proc.wait()
 
 
+@pytest.mark.slow
 def test_fsdp_training_equals_one_process_and_resumes(demo_workspace,
                                                       tmp_path):
     fsdp_cfg = _write_case_config(tmp_path / 'fsdp.py', FSDP_CFG, 2)

@@ -13,6 +13,7 @@ def load_tool(name):
     return load_script(f'tools/{name}.py')
 
 
+@pytest.mark.slow
 def test_plugin_and_mmaction_models_import_in_fresh_interpreter():
     res = run_python('import stan_mmaction, mmaction.models\n'
                      'from mmaction.registry import MODELS\n'
@@ -42,6 +43,7 @@ def test_train_args_map_to_config():
     assert cfg.work_dir == './work_dirs/stan_tiny_synthetic'
 
 
+@pytest.mark.slow
 def test_train_resume_auto_and_test(tiny_trained, demo_workspace, tmp_path):
     """The session's training run (tools/train.py, 2 epochs of 4
     iterations), resumed with --resume (auto) to a third epoch, then

@@ -15,6 +15,9 @@ import sys
 import pytest
 from conftest import REPO_ROOT
 
+#: Processes, training runs or installs: left out of `make test-quick`.
+pytestmark = pytest.mark.slow
+
 VERSION = '4.57.6'
 CACHED = osp.join(REPO_ROOT, '.venv', f'transformers-{VERSION}')
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
