@@ -65,6 +65,42 @@ class PeakMemory:
         return False
 
 
+def in_forked_child(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` run in a child forked from this process; its
+    result (JSON data) returned here. Peak-memory measurements use it from
+    a process that has only imported: each child starts from that state
+    (an allocator holding nothing of the measurements before it), without
+    paying a fresh interpreter's imports. POSIX only.
+
+    Raises:
+        RuntimeError: when the child fails (its traceback on stderr).
+    """
+    import json
+    import os
+    import traceback
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, report, exit without cleanup
+        code = 1
+        try:
+            os.close(read)
+            with os.fdopen(write, 'w') as f:
+                f.write(json.dumps(fn(*args, **kwargs)))
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        text = f.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise RuntimeError(f'{getattr(fn, "__name__", fn)} failed in its '
+                           'forked child (see its traceback above)')
+    return json.loads(text)
+
+
 def _sync(device: str) -> None:
     if device == 'cuda':
         torch.cuda.synchronize()

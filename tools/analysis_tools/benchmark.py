@@ -46,7 +46,8 @@ from stan_mmaction.apis import init_model, video_forward  # noqa: E402
 from stan_mmaction.utils import (clip_shape, count_flops,  # noqa: E402
                                  load_config)
 from stan_mmaction.utils.atomic import atomic_write_text  # noqa: E402
-from stan_mmaction.utils.profiling import (PeakMemory, machine,  # noqa: E402
+from stan_mmaction.utils.profiling import (PeakMemory,  # noqa: E402
+                                           in_forked_child, machine,
                                            matmul_rate, measure_alternating)
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
@@ -280,37 +281,24 @@ def _probe_once(config: str, mode: str, batch: int, args) -> dict:
     return dict(peak_bytes=mem.peak)
 
 
+def _probe_in_child(config, mode, batch, args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return _probe_once(config, mode, batch, args)
+
+
 def run_memory_probes_forked(args) -> None:
     """The probe process: it has only imported (its allocator holds no
     freed memory of earlier runs); each probe runs in a child forked from
-    it, so each starts from that clean state (and a probe's threads start
-    in the child). Writes the results as one JSON line."""
-    import traceback
+    it, so each starts from that clean state. Writes the results as one
+    JSON line."""
     results = []
     for config, mode, batch in json.loads(args.memory_probes):
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: one probe, then exit without cleanup
-            code = 1
-            try:
-                os.close(read)
-                if args.threads:
-                    torch.set_num_threads(args.threads)
-                with os.fdopen(write, 'w') as f:
-                    f.write(json.dumps(_probe_once(config, mode, batch,
-                                                   args)))
-                code = 0
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(code)
-        os.close(write)
-        with os.fdopen(read) as f:
-            text = f.read()
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
+        try:
+            results.append(in_forked_child(_probe_in_child, config, mode,
+                                           batch, args))
+        except RuntimeError:
             raise SystemExit(f'memory probe {config} {mode} {batch} failed')
-        results.append(json.loads(text))
     sys.stdout.write(json.dumps(results) + '\n')
 
 

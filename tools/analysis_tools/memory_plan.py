@@ -44,7 +44,8 @@ from stan_mmaction.utils.checks import positive_int  # noqa: E402
 from stan_mmaction.utils.memory_plan import (USABLE, GiB,  # noqa: E402
                                              count_activations, count_model,
                                              plan, single_process_fp32)
-from stan_mmaction.utils.profiling import (PeakMemory, machine,  # noqa: E402
+from stan_mmaction.utils.profiling import (PeakMemory,  # noqa: E402
+                                           in_forked_child, machine,
                                            rss_bytes)
 
 MiB = 1024**2
@@ -84,8 +85,9 @@ def parse_args(argv=None):
                    help='device of the measurement')
     p.add_argument('--json', default=None, help='write the results here')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
-    p.add_argument('--measure-one', choices=['plain', 'checkpointed'],
+    p.add_argument('--measure-both', action='store_true',
                    help=argparse.SUPPRESS)  # the child process of --measure
+    p.set_defaults(measure_one=None)
     return p.parse_args(argv)
 
 
@@ -174,14 +176,24 @@ def measure(args) -> list:
     # count memory no tensor holds any more; a fixed threshold maps every
     # block >= 64 KiB on its own and returns it on free: RSS then follows
     # the live tensors, as CUDA's allocator statistics do.
+    # One fresh process (the threshold is read when it starts) measures
+    # both settings, each in a child forked from it (measure_both).
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    res = subprocess.run(argv + ['--measure-both'], capture_output=True,
+                         text=True, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f'measurement failed:\n{res.stderr[-3000:]}')
+    results.extend(json.loads(res.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def measure_both(args) -> list:
+    """Both settings, each measured in a child forked from this process
+    (which has only imported: each starts from the same clean state)."""
+    results = []
     for setting in ('plain', 'checkpointed'):
-        res = subprocess.run(argv + ['--measure-one', setting],
-                             capture_output=True, text=True, env=env)
-        if res.returncode != 0:
-            raise SystemExit(f'measurement ({setting}) failed:\n'
-                             f'{res.stderr[-3000:]}')
-        results.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        args.measure_one = setting
+        results.append(in_forked_child(measure_one, args))
     return results
 
 
@@ -191,8 +203,8 @@ def gib(nbytes: float) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.measure_one:
-        print(json.dumps(measure_one(args)))
+    if args.measure_both:
+        print(json.dumps(measure_both(args)))
         return 0
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: no CUDA device here')
