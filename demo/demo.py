@@ -41,7 +41,7 @@ from stan_mmaction.apis.cli import (add_speed_args, resolve_dtype_arg,
 from stan_mmaction.models import read_class_names
 from stan_mmaction.utils.atomic import atomic_path
 from stan_mmaction.utils.checks import positive_int
-from stan_mmaction.utils.profiling import process_seconds
+from stan_mmaction.utils.system import process_seconds
 
 
 def parse_args(argv=None):

@@ -4,8 +4,9 @@ import os.path as osp
 import torch
 from conftest import REPO_ROOT, call_main
 
+from stan_mmaction.analysis import count_flops, flop_counter
 from stan_mmaction.models.attention import fused_self_attention
-from stan_mmaction.utils import count_flops, flop_counter, strip_pretrained
+from stan_mmaction.utils import strip_pretrained
 
 
 def test_sdpa_attention_flops_hand_count():

@@ -12,8 +12,8 @@ import torch
 from conftest import (REPO_ROOT, call_main, run_tool, save_random_checkpoint,
                       subprocess_env, write_videos)
 
-from stan_mmaction.apis.precision import AUTO_DTYPE_ENV
 from stan_mmaction.datasets import SYNTHETIC_CLASSES
+from stan_mmaction.utils.precision import AUTO_DTYPE_ENV
 
 RETRIEVAL_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                          'stan_tiny_synthetic_retrieval.py')

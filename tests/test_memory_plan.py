@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import REPO_ROOT, call_main, tiny_recognizer
 
-from stan_mmaction.utils.memory_plan import (Activations, ModelCounts,
-                                             count_activations, count_model,
-                                             plan)
+from stan_mmaction.analysis.memory_plan import (Activations, ModelCounts,
+                                                count_activations, count_model,
+                                                plan)
 
 TINY = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
 TOOL = 'tools/analysis_tools/memory_plan.py'

@@ -109,7 +109,7 @@ sys.argv = ['demo.py']
 import runpy
 import stan_mmaction
 from stan_mmaction.apis import embed_video, init_model
-from stan_mmaction.utils.profiling import PeakMemory
+from stan_mmaction.analysis.profiling import PeakMemory
 demo = runpy.run_path({demo!r})
 for i, (tool, video, cfg, ckpt, labels) in enumerate({cases!r}):
     pid = os.fork()

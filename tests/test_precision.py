@@ -16,9 +16,10 @@ from conftest import (REPO_ROOT, call_main, load_script,
                       save_random_checkpoint, write_videos)
 
 from stan_mmaction.apis import (embed_texts, embed_video, embed_videos,
-                                init_model, iter_video_outputs, precision,
+                                init_model, iter_video_outputs,
                                 recognition_batch_forward, resolve_dtype)
 from stan_mmaction.datasets import SYNTHETIC_CLASSES
+from stan_mmaction.utils import precision
 
 RETRIEVAL_CFG = osp.join(REPO_ROOT, 'configs', 'demo',
                          'stan_tiny_synthetic_retrieval.py')

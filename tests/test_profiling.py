@@ -1,10 +1,11 @@
-"""The benchmark's measurement primitives (stan_mmaction.utils.profiling)."""
+"""The measurement primitives (stan_mmaction.analysis.profiling) and
+stan_mmaction.utils.system."""
 import pytest
 import torch
 
-from stan_mmaction.utils.profiling import (PeakMemory, cpu_has_native_bf16,
-                                           machine, matmul_rate,
-                                           measure_alternating)
+from stan_mmaction.analysis.profiling import (PeakMemory, matmul_rate,
+                                              measure_alternating)
+from stan_mmaction.utils.system import cpu_has_native_bf16, machine
 
 
 def test_peak_memory_sees_a_temporary_allocation():

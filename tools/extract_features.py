@@ -180,7 +180,7 @@ def run(args):
                                     warm_up_video)
     from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import config_sha256, file_sha256
-    from stan_mmaction.utils.profiling import process_seconds
+    from stan_mmaction.utils.system import process_seconds
     resolve_speed_args(args)
     device = args.device
     requested = args.dtype or (None if args.overwrite else

@@ -96,7 +96,7 @@ def cmd_index(args):
     from stan_mmaction.apis.inference import embedding_batch_forward
     from stan_mmaction.apis.search_index import (SearchIndexError, VideoIndex,
                                                  file_key)
-    from stan_mmaction.utils.profiling import process_seconds
+    from stan_mmaction.utils.system import process_seconds
     if not osp.isdir(args.folder):
         raise SystemExit(f'{args.folder} is not a folder')
     resolve_speed_args(args)

@@ -3,7 +3,7 @@ extract_features): precision, compilation, batching, decoding workers."""
 import contextlib
 
 from ..utils.checks import non_negative_int, positive_int
-from .precision import DTYPE_CHOICES
+from ..utils.precision import DTYPE_CHOICES
 
 
 def add_speed_args(parser, dtype_help: str = None, batching: bool = True,
@@ -54,7 +54,7 @@ def resolve_speed_args(args) -> None:
 def resolve_dtype_arg(dtype: str, device) -> str:
     """:func:`.precision.resolve_dtype` for a tool's ``--dtype``: a dtype
     the device cannot run is a ``SystemExit`` naming the option."""
-    from .precision import resolve_dtype
+    from ..utils.precision import resolve_dtype
     try:
         return resolve_dtype(dtype, device)
     except ValueError as err:

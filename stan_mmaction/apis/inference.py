@@ -57,7 +57,7 @@ def init_model(config: Union[str, Config],
         nn.Module: the model in eval mode, with the config as ``model.cfg``
         and the dtype it runs in as ``model.stan_dtype``.
     """
-    from .precision import cast_model, compile_model, resolve_dtype
+    from ..utils.precision import cast_model, compile_model, resolve_dtype
     dtype = resolve_dtype(dtype, device)
     from ..utils import load_config, strip_pretrained
     cfg = load_config(config) if isinstance(config, str) else \
@@ -216,7 +216,7 @@ def _normaliser(model):
 def clips_tensor(model, clips: np.ndarray) -> torch.Tensor:
     """(B, T, H, W, 3) uint8 -> normalised ``(B, 3, T, H, W)`` on the
     model's device, in the model's dtype."""
-    from .precision import model_dtype
+    from ..utils.precision import model_dtype
     mean, std = _normaliser(model)
     x = torch.from_numpy(np.ascontiguousarray(clips)).float()
     x = (x - mean) / std

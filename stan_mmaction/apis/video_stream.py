@@ -174,7 +174,7 @@ def warm_up_video(model, forward: Callable, batch_size: int) -> float:
     """Seconds of one ``forward`` call on a zero batch of the model's clip
     shape: a compiled model compiles here, so the time is reported as the
     warm-up and not hidden in the first video's."""
-    from .precision import model_dtype, warm_up
+    from ..utils.precision import model_dtype, warm_up
     shape = clip_shape(model.cfg)
     device = next(model.parameters()).device
     return warm_up(forward, (batch_size, 3, shape.frames, shape.crop,

@@ -215,7 +215,7 @@ class InferencePrecisionHook(Hook):
     """Test (and validate) in another precision, or compiled: before the
     test loop (after the checkpoint is loaded) the model is cast to
     ``dtype`` (``auto``, ``fp32``, ``bf16``, ``fp16``; see
-    :mod:`stan_mmaction.apis.precision`: cast, not autocast; inputs cast on
+    :mod:`stan_mmaction.utils.precision`: cast, not autocast; inputs cast on
     the way in, outputs back to fp32 for the metrics) and, with
     ``compile=True``, its backbone is compiled. The first batch's time
     (compilation included) is logged apart. ``tools/test.py --dtype
@@ -224,7 +224,7 @@ class InferencePrecisionHook(Hook):
     priority = 'VERY_HIGH'
 
     def __init__(self, dtype: str = 'auto', compile: bool = False):
-        from ..apis.precision import DTYPE_CHOICES
+        from ..utils.precision import DTYPE_CHOICES
         if dtype not in DTYPE_CHOICES:
             raise ValueError(f'InferencePrecisionHook: dtype {dtype!r}, use '
                              f'one of {", ".join(DTYPE_CHOICES)}')
@@ -234,7 +234,7 @@ class InferencePrecisionHook(Hook):
     def _prepare(self, runner) -> None:
         from mmengine.model import is_model_wrapper
 
-        from ..apis.precision import cast_model, compile_model, resolve_dtype
+        from ..utils.precision import cast_model, compile_model, resolve_dtype
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
         device = next(model.parameters()).device

@@ -26,160 +26,30 @@ Example (docs/performance.md):
         --retrieval-sizes 1000 2000 5000 10000 20000 --data-loading
 """
 import argparse
-import copy
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 import time
-from typing import Callable, List
+from typing import List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from benchmark_report import markdown, plot, plot_retrieval  # noqa: E402
 
-from stan_mmaction.apis import init_model, video_forward  # noqa: E402
-from stan_mmaction.utils import (clip_shape, count_flops,  # noqa: E402
-                                 load_config)
+from stan_mmaction.analysis.cases import (DTYPES, ModelCase,  # noqa: E402
+                                          embedding_cosine, probe_memories)
+from stan_mmaction.analysis.profiling import matmul_rate  # noqa: E402
+from stan_mmaction.analysis.profiling import measure_alternating  # noqa
+from stan_mmaction.analysis.report import (markdown, plot,  # noqa: E402
+                                           plot_retrieval)
+from stan_mmaction.utils import load_config  # noqa: E402
 from stan_mmaction.utils.atomic import atomic_write_text  # noqa: E402
-from stan_mmaction.utils.profiling import (PeakMemory,  # noqa: E402
-                                           in_forked_child, machine,
-                                           matmul_rate, measure_alternating)
-
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
-          'fp16': torch.float16}
-
-
-# -- models -------------------------------------------------------------------
-def _output_tensor(out):
-    while isinstance(out, (tuple, list)):
-        out = out[0]
-    return out
-
-
-class ModelCase:
-    """One config: the model (random weights), its input shape (from the
-    config's test pipeline) and the callables to time."""
-
-    def __init__(self, config: str, args, device: str):
-        self.name = osp.splitext(osp.basename(config))[0]
-        self.config = config
-        torch.manual_seed(0)
-        self.model = init_model(config, device=device, random_weights=True)
-        self.shape = clip_shape(self.model.cfg)
-        self.frames = self.shape.frames
-        self.device = device
-        self.params = sum(p.numel() for p in self.model.parameters())
-        with torch.no_grad():
-            self.flops = count_flops(video_forward(self.model),
-                                     self.input(1, self.frames))[0]
-        self.variants = {'fp32': self.model}
-        for name in args.dtypes:
-            if name != 'fp32':
-                # The whole model in the low precision (not autocast: on CPU
-                # autocast re-casts weights at every op and ran 3.5x slower
-                # than fp32 for open_clip ViT-B/16 here).
-                self.variants[name] = copy.deepcopy(self.model).to(
-                    DTYPES[name])
-        if args.compile:
-            self.compiled = {k: torch.compile(video_forward(m))
-                             for k, m in self.variants.items()}
-
-    def input(self, batch: int, frames: int, dtype: str = 'fp32'):
-        shape = list(self.shape.input_shape(batch))
-        shape[1 if self.shape.format_shape == 'NCHW' else 2] = frames
-        return torch.randn(*shape, device=self.device, dtype=DTYPES[dtype])
-
-    def forward_fn(self, dtype: str, compiled: bool = False) -> Callable:
-        if compiled:
-            return self.compiled[dtype]
-        return video_forward(self.variants[dtype])
-
-    def infer(self, batch: int, frames: int, dtype: str,
-              compiled: bool = False):
-        x = self.input(batch, frames, dtype)
-        fn = self.forward_fn(dtype, compiled)
-
-        def run():
-            with torch.inference_mode():
-                return fn(x)
-        return run
-
-    @property
-    def has_grad_checkpointing(self) -> bool:
-        return callable(getattr(self.model, 'set_grad_checkpointing', None)) \
-            or callable(getattr(getattr(self.model, 'backbone', None),
-                                'set_grad_checkpointing', None))
-
-    def _set_grad_checkpointing(self, enable: bool) -> None:
-        target = self.model if callable(getattr(
-            self.model, 'set_grad_checkpointing', None)) else \
-            self.model.backbone
-        target.set_grad_checkpointing(enable)
-
-    def train_step(self, batch: int, checkpointing: bool):
-        model = self.model
-        if checkpointing and not self.has_grad_checkpointing:
-            raise RuntimeError(f'{self.name}: no set_grad_checkpointing')
-        x = self.input(batch, self.frames)
-        optim = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=1e-6)
-        fwd = video_forward(model)
-
-        def run():
-            if self.has_grad_checkpointing:
-                self._set_grad_checkpointing(checkpointing)
-            model.train()
-            out = _output_tensor(fwd(x))
-            loss = out.float().square().mean()
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            model.eval()
-            if self.has_grad_checkpointing:
-                self._set_grad_checkpointing(False)
-        return run
-
-
-def embedding_cosine(case: ModelCase, dtype: str, batch: int = 1) -> float:
-    """Mean cosine similarity of the ``dtype`` model's outputs to fp32."""
-    torch.manual_seed(1)
-    x = case.input(batch, case.frames)
-    with torch.inference_mode():
-        ref = _output_tensor(case.forward_fn('fp32')(x)).float()
-        low = _output_tensor(case.forward_fn(dtype)(x.to(
-            DTYPES[dtype]))).float()
-    return F.cosine_similarity(ref.flatten(1), low.flatten(1)).mean().item()
+from stan_mmaction.utils.system import machine  # noqa: E402
 
 
 # -- probes -------------------------------------------------------------------
-def retrieval_eval(sizes: List[int], dim: int = 512,
-                   repeats: int = 1) -> List[dict]:
-    from stan_mmaction.evaluation import retrieval_metrics
-    out = []
-    for n in sizes:
-        gen = torch.Generator().manual_seed(n)
-        video = F.normalize(torch.randn(n, dim, generator=gen), dim=-1)
-        text = F.normalize(video + torch.randn(n, dim, generator=gen),
-                           dim=-1)
-        owner = torch.arange(n)
-        runs, peak = [], 0
-        for _ in range(repeats):
-            with PeakMemory('cpu') as mem:
-                start = time.perf_counter()
-                metrics = retrieval_metrics(video, text, owner, dsl=True)
-                runs.append(time.perf_counter() - start)
-            peak = max(peak, mem.peak)
-        out.append(dict(n=n, seconds=statistics.median(runs),
-                        peak_extra_bytes=peak,
-                        t2v_R1=metrics['t2v_R1']))
-    return out
-
-
 def data_loading(workers: List[int], samples: int, real_video: str,
                  work_dir: str) -> List[dict]:
     """Clips/s of the K400 8-frame training pipeline over synthetic MP4s
@@ -259,71 +129,7 @@ def parse_args(argv=None):
                    help='save torch.profiler tables of one fp32 forward (and '
                    'training step, with --train-batch) per config')
     p.add_argument('--out-dir', default='work_dirs/benchmark')
-    p.add_argument('--memory-probes', default=None,
-                   help=argparse.SUPPRESS)  # JSON [[config, mode, batch]]
     return p.parse_args(argv)
-
-
-def _probe_once(config: str, mode: str, batch: int, args) -> dict:
-    """Build the model, then measure the peak RSS of one run above the RSS
-    before it."""
-    if mode == 'retrieval':  # batch = N videos = N captions
-        row = retrieval_eval([int(batch)], repeats=1)[0]
-        return dict(peak_bytes=row['peak_extra_bytes'],
-                    seconds=row['seconds'], t2v_R1=row['t2v_R1'])
-    args.dtypes = ['fp32']
-    case = ModelCase(config, args, 'cpu')
-    batch = int(batch)
-    fn = case.infer(batch, case.frames, 'fp32') if mode == 'infer' else \
-        case.train_step(batch, mode == 'ckpt')
-    with PeakMemory('cpu') as mem:
-        fn()
-    return dict(peak_bytes=mem.peak)
-
-
-def _probe_in_child(config, mode, batch, args) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return _probe_once(config, mode, batch, args)
-
-
-def run_memory_probes_forked(args) -> None:
-    """The probe process: it has only imported (its allocator holds no
-    freed memory of earlier runs); each probe runs in a child forked from
-    it, so each starts from that clean state. Writes the results as one
-    JSON line."""
-    results = []
-    for config, mode, batch in json.loads(args.memory_probes):
-        try:
-            results.append(in_forked_child(_probe_in_child, config, mode,
-                                           batch, args))
-        except RuntimeError:
-            raise SystemExit(f'memory probe {config} {mode} {batch} failed')
-    sys.stdout.write(json.dumps(results) + '\n')
-
-
-def probe_memories(probes: list, threads) -> List[dict]:
-    """Peak extra CPU memory of each run of ``probes`` (``[config, mode,
-    batch]`` each), each measured in a process that starts clean: in a
-    long-lived one the allocator keeps freed memory and later peaks look
-    smaller than they are. One fresh interpreter imports once and forks a
-    child per probe (:func:`run_memory_probes_forked`)."""
-    import subprocess
-    if not probes:
-        return []
-    cmd = [sys.executable, osp.abspath(__file__), '--memory-probes',
-           json.dumps([[c, m, int(b)] for c, m, b in probes])]
-    if threads:
-        cmd += ['--threads', str(threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def probe_memory(config: str, mode: str, batch: int, threads):
-    """:func:`probe_memories` of one run: its peak extra bytes (a dict
-    with the time and R@1 as well for ``mode='retrieval'``)."""
-    result = probe_memories([[config, mode, batch]], threads)[0]
-    return result if mode == 'retrieval' else result['peak_bytes']
 
 
 def run_inference(cases: List[ModelCase], args, device: str,
@@ -428,7 +234,7 @@ def run_training(cases: List[ModelCase], args, device: str,
 
 def run_memory_probes(cases: List[ModelCase], args, results: dict) -> None:
     """Phase 3 (CPU): peak memory of inference and training re-measured in
-    fresh processes (see :func:`probe_memory`)."""
+    fresh processes (``stan_mmaction.analysis.cases.probe_memories``)."""
     wanted = []  # (row, key, probe)
     for row in results['inference']:
         if row['dtype'] == 'fp32' and not row['compiled']:
@@ -497,8 +303,6 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.memory_probes:
-        return run_memory_probes_forked(args)
     os.makedirs(args.out_dir, exist_ok=True)
     device = args.device
     if device == 'cpu' and 'fp16' in args.dtypes:
@@ -506,7 +310,8 @@ def main(argv=None):
     results = dict(machine=machine(), args=vars(args), inference=[],
                    frames_sweep={}, training=[], ratios=[],
                    low_precision=[])
-    cases = [ModelCase(c, args, device) for c in args.configs]
+    cases = [ModelCase(c, device, args.dtypes, args.compile)
+             for c in args.configs]
     run_inference(cases, args, device, results)
     if args.train_batch:
         run_training(cases, args, device, results)

@@ -164,7 +164,7 @@ def run_row(tool, folder, config, checkpoint, out_dir, dtype, compiled,
 
 
 def markdown(results: dict) -> str:
-    from benchmark_report import machine_line
+    from stan_mmaction.analysis.report import machine_line
     lines = [machine_line(results['machine']), '',
              f"Videos: {results['videos']} ({results['folder_note']}); "
              f"config {results['config']}; decoding alone (one process, "
@@ -230,8 +230,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from stan_mmaction.apis.precision import native_bf16_cpu
-    from stan_mmaction.utils.profiling import machine
+    from stan_mmaction.utils.precision import native_bf16_cpu
+    from stan_mmaction.utils.system import machine
     os.makedirs(osp.join(args.out_dir, 'outputs'), exist_ok=True)
     videos = make_folder(args.videos, args.copies,
                          osp.join(args.out_dir, 'videos'))

@@ -26,14 +26,14 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401
 import torch  # noqa: E402
-from benchmark import ModelCase, probe_memories  # noqa: E402
-from benchmark_report import machine_line  # noqa: E402
 
+from stan_mmaction.analysis.cases import ModelCase, probe_memories  # noqa
+from stan_mmaction.analysis.profiling import measure_alternating  # noqa
+from stan_mmaction.analysis.report import machine_line  # noqa: E402
 from stan_mmaction.utils.atomic import atomic_savefig  # noqa: E402
 from stan_mmaction.utils.atomic import atomic_write_text  # noqa: E402
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
-from stan_mmaction.utils.profiling import machine  # noqa: E402
-from stan_mmaction.utils.profiling import measure_alternating  # noqa: E402
+from stan_mmaction.utils.system import machine  # noqa: E402
 
 COLUMNS = ('model', 'params (M)', 'GFLOPs', 'latency (ms)', 'clips/s',
            'peak memory (MiB)', 'train s/epoch', 'metric', 'result')
@@ -102,11 +102,10 @@ def test_result(work_dir: str):
 def measure(args) -> List[dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.dtypes, args.compile = ['fp32'], False
     names = args.names or [osp.splitext(osp.basename(c))[0]
                            for c in args.configs]
     work_dirs = args.work_dirs or [osp.join('work_dirs', n) for n in names]
-    cases = [ModelCase(c, args, 'cpu') for c in args.configs]
+    cases = [ModelCase(c, 'cpu') for c in args.configs]
     timing = measure_alternating(
         {case.name: case.infer(args.batch, case.frames, 'fp32')
          for case in cases}, args.repeats, args.warmup)

@@ -2,7 +2,7 @@
 
 Counts with ``torch.utils.flop_counter.FlopCounterMode``, which sees every
 aten op, plus the CPU attention kernel it misses
-(``stan_mmaction.utils.flops``). MMAction2's own get_flops, built on a
+(``stan_mmaction.analysis.flops``). MMAction2's own get_flops, built on a
 jit-trace counter, skips ``scaled_dot_product_attention`` and undercounts
 attention. FLOPs count a multiply-add as 2; MACs as 1 (the unit MMAction2
 and fvcore call "FLOPs").
@@ -24,8 +24,9 @@ import _bootstrap  # noqa: E402,F401
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
+from stan_mmaction.analysis import count_flops  # noqa: E402
 from stan_mmaction.apis import init_model, video_forward  # noqa: E402
-from stan_mmaction.utils import clip_shape, count_flops  # noqa: E402
+from stan_mmaction.utils import clip_shape  # noqa: E402
 
 
 def count_params(module: torch.nn.Module) -> int:

@@ -4,7 +4,7 @@ activation checkpointing, for a STAN config (docs/scaling.md).
 Parameters, gradients and AdamW states from the model; activations counted
 in a forward pass on the ``meta`` device (no compute, no memory), bf16 as
 the GPU configs train. The model of each strategy:
-``stan_mmaction/utils/memory_plan.py``.
+``stan_mmaction/analysis/memory_plan.py``.
 
 ``--measure`` checks the counting against this machine: one fp32 training
 process (forward, backward, AdamW, twice) per checkpointing setting, each
@@ -37,16 +37,17 @@ import _bootstrap  # noqa: E402,F401
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
+from stan_mmaction.analysis.memory_plan import (USABLE, GiB,  # noqa: E402
+                                                count_activations, count_model,
+                                                plan, single_process_fp32)
+from stan_mmaction.analysis.profiling import PeakMemory  # noqa: E402
+from stan_mmaction.analysis.profiling import in_forked_child  # noqa: E402
+from stan_mmaction.analysis.profiling import rss_bytes  # noqa: E402
 from stan_mmaction.apis import init_model  # noqa: E402
 from stan_mmaction.apis.inference import is_retrieval_model  # noqa: E402
 from stan_mmaction.utils import clip_shape  # noqa: E402
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
-from stan_mmaction.utils.memory_plan import (USABLE, GiB,  # noqa: E402
-                                             count_activations, count_model,
-                                             plan, single_process_fp32)
-from stan_mmaction.utils.profiling import (PeakMemory,  # noqa: E402
-                                           in_forked_child, machine,
-                                           rss_bytes)
+from stan_mmaction.utils.system import machine  # noqa: E402
 
 MiB = 1024**2
 

@@ -1,17 +1,18 @@
-"""Measurement primitives of the benchmark tools: peak memory, timing in
-alternation, the machine's matmul rate, CPU feature detection.
+"""Measurement primitives of the analysis tools: peak memory, timing in
+alternation, the machine's matmul rate, measuring in a forked child.
 
 Every number compared in one table should come from one
 :func:`measure_alternating` call: the tasks run in turns, so machine noise
 (other processes, frequency changes) hits all of them alike.
 """
 import gc
-import platform
 import statistics
 import time
 from typing import Callable, Dict, Tuple
 
 import torch
+
+from ..utils.system import cpu_has_native_bf16
 
 
 def _rss_kb(field: str) -> int:
@@ -144,22 +145,6 @@ def measure_alternating(tasks: Dict[object, Callable], repeats: int,
                     peak_bytes=memory[k]) for k, v in times.items()}
 
 
-def cpu_has_native_bf16(cpuinfo: str = None) -> bool:
-    """AVX512-BF16 or AMX (bf16 matmuls at least at the fp32 rate), read from
-    ``/proc/cpuinfo`` (or the text given)."""
-    if cpuinfo is None:
-        try:
-            with open('/proc/cpuinfo') as f:
-                cpuinfo = f.read()
-        except OSError:
-            return False
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith('flags'):
-            flags.update(line.split(':', 1)[1].split())
-    return bool({'avx512_bf16', 'amx_bf16'} & flags)
-
-
 def matmul_rate(dtype: torch.dtype, device: str = 'cpu',
                 n: int = 4096) -> Tuple[Callable, int]:
     """A square ``n x n`` matmul to time, and its FLOPs (``2 n^3``). On a CPU
@@ -171,44 +156,3 @@ def matmul_rate(dtype: torch.dtype, device: str = 'cpu',
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     return (lambda: a @ b), 2 * n**3
-
-
-def machine() -> dict:
-    """The CPU model, threads, torch's CPU kernel level, native bf16, torch
-    and Python versions, and the GPU when there is one."""
-    cpu = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = dict(cpu=cpu, threads=torch.get_num_threads(),
-                cpu_capability=torch.backends.cpu.get_cpu_capability(),
-                native_bf16=cpu_has_native_bf16(),
-                torch=torch.__version__, python=platform.python_version())
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name()
-    return info
-
-
-def process_seconds() -> float:
-    """Seconds since this process started (Linux ``/proc``: interpreter
-    start and imports included), or since this module was imported where
-    ``/proc`` is missing."""
-    import os
-    try:
-        with open('/proc/self/stat') as f:
-            # Field 22 (starttime, clock ticks after boot), counted after
-            # the command name, which may hold spaces.
-            start = int(f.read().rsplit(')', 1)[1].split()[19])
-        with open('/proc/uptime') as f:
-            uptime = float(f.read().split()[0])
-        return max(0.0, uptime - start / os.sysconf('SC_CLK_TCK'))
-    except (OSError, ValueError, IndexError):
-        return time.perf_counter() - _IMPORTED
-
-
-_IMPORTED = time.perf_counter()

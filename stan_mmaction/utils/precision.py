@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 from mmengine.logging import MMLogger
 
-from ..utils.profiling import cpu_has_native_bf16
+from .system import cpu_has_native_bf16
 
 DTYPE_CHOICES = ('auto', 'fp32', 'bf16', 'fp16')
 TORCH_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,

@@ -2,7 +2,7 @@
 ``benchmark.py``'s results dict."""
 from typing import List
 
-from stan_mmaction.utils.atomic import atomic_savefig
+from ..utils.atomic import atomic_savefig
 
 
 def plot(results: dict, path: str) -> None:
@@ -45,7 +45,7 @@ def plot_retrieval(rows: List[dict], path: str) -> None:
 
 def machine_line(m: dict) -> str:
     """``Machine: CPU, threads, torch, kernels, bf16 (, GPU)`` from
-    ``stan_mmaction.utils.profiling.machine()``."""
+    ``stan_mmaction.utils.system.machine()``."""
     return (f"Machine: {m['cpu']}, {m['threads']} threads, torch "
             f"{m['torch']}, CPU kernels {m['cpu_capability']}, native bf16: "
             f"{'yes' if m['native_bf16'] else 'no'}" +
