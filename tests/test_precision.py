@@ -326,18 +326,22 @@ def test_test_tool_dtype(tmp_path, demo_workspace):
 @pytest.mark.slow
 def test_tool_benchmark_rows(setup, tmp_path, monkeypatch):
     """benchmark_tools.py: one real extraction run (a fresh process) read
-    back from the tool's Throughput line; on a CPU without native bf16 the
-    bf16 row says so instead of a number."""
+    back from the tool's --stats-json file (the numbers of its Throughput
+    line); on a CPU without native bf16 the bf16 row says so instead of a
+    number."""
+    import io
+
     from stan_mmaction.apis import VideoProgress
     bench = load_script('tools/analysis_tools/benchmark_tools.py')
-    progress = VideoProgress(3, startup=9.5, warmup=1.25)
+    progress = VideoProgress(3, startup=9.5, warmup=1.25, file=io.StringIO())
     progress.update(3)
-    parsed = bench.parse_throughput('x\n' + progress.line('bf16', True))
-    assert parsed['videos'] == 3 and parsed['dtype'] == 'bf16'
-    assert parsed['compiled'] and parsed['startup_s'] == 9.5
-    assert parsed['warmup_s'] == 1.25 and parsed['videos_per_s'] > 0
-    with pytest.raises(ValueError, match='no "Throughput:" line'):
-        bench.parse_throughput('Index x: 3 video(s)')
+    stats = progress.stats('bf16', True)
+    assert stats['videos'] == 3 and stats['dtype'] == 'bf16'
+    assert stats['compiled'] and stats['startup_s'] == 9.5
+    assert stats['warmup_s'] == 1.25 and stats['videos_per_s'] > 0
+    line = progress.line('bf16', True)
+    assert line.startswith('Throughput: 3 video(s) in ')
+    assert line.endswith('(start-up 9.50 s, warm-up 1.25 s; bf16, compiled)')
 
     monkeypatch.setattr(precision, '_CPU_NATIVE_BF16', False)
     root, ckpt, videos, _ = setup

@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
-from stan_mmaction.apis.cli import resolve_dtype_arg, resolve_speed_args
+from stan_mmaction.apis.cli import (add_speed_args, resolve_dtype_arg,  # noqa
+                                    resolve_speed_args, write_stats)
 from stan_mmaction.utils.atomic import atomic_path  # noqa: E402
 from stan_mmaction.utils.atomic import atomic_write_text
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
@@ -236,6 +236,7 @@ def run(args):
         print(f'  {line}')
     if progress is not None:
         print(progress.line(dtype, args.compile))
+        write_stats(args, progress, dtype)
     return written, failed
 
 

@@ -39,9 +39,9 @@ import _bootstrap  # noqa: F401
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from stan_mmaction.apis.cli import add_speed_args  # noqa: E402
-from stan_mmaction.apis.cli import (default_device, resolve_dtype_arg,
-                                    resolve_speed_args)
+from stan_mmaction.apis.cli import (add_speed_args, default_device,  # noqa
+                                    resolve_dtype_arg, resolve_speed_args,
+                                    write_stats)
 from stan_mmaction.utils.checks import non_empty_text  # noqa: E402
 from stan_mmaction.utils.checks import positive_int
 
@@ -176,6 +176,7 @@ def cmd_index(args):
             print(f'  {line}')
     if todo:
         print(progress.line(index.dtype, args.compile))
+        write_stats(args, progress, index.dtype)
     return index.entries, failed
 
 

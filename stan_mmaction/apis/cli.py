@@ -32,7 +32,21 @@ def add_speed_args(parser, dtype_help: str = None, batching: bool = True,
                             help='decoding processes, overlapped with the '
                             'model (0: decode in the main process; '
                             'default: 1)')
+        parser.add_argument('--stats-json', default=None,
+                            help='also write the run\'s throughput (the '
+                            'last line\'s numbers) to this JSON file')
     return parser
+
+
+def write_stats(args, progress, dtype: str) -> None:
+    """The ``--stats-json`` file of :func:`add_speed_args`: the numbers of
+    ``progress``'s summary line (:meth:`VideoProgress.stats`)."""
+    if getattr(args, 'stats_json', None):
+        import json
+
+        from ..utils.atomic import atomic_write_text
+        atomic_write_text(args.stats_json, json.dumps(progress.stats(
+            dtype, bool(getattr(args, 'compile', False))), indent=1))
 
 
 def default_device(device=None) -> str:

@@ -264,21 +264,6 @@ def embed_clip(model, clip: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed_video(model, path: str, window: Optional[int] = None,
-                batch_size: int = 8) -> torch.Tensor:
-    """Mean of the clip embeddings of a video, normalised (E,).
-
-    Raises:
-        VideoReadError: the file cannot be decoded.
-    """
-    from .video_stream import embed_videos
-    out = next(embed_videos(model, [path], window, batch_size, workers=0))
-    if out.error:
-        raise VideoReadError(out.error)
-    return out.embedding
-
-
-@torch.no_grad()
 def embed_texts(model, texts: Sequence[str]) -> torch.Tensor:
     """L2-normalised caption embeddings ``(N, E)`` of a retrieval model."""
     if not is_retrieval_model(model):

@@ -217,8 +217,30 @@ class VideoProgress:
     def rate(self) -> float:
         return self.videos / max(self.seconds, 1e-9)
 
+    def stats(self, dtype: str, compiled: bool) -> dict:
+        """The run's numbers (what ``--stats-json`` writes)."""
+        return dict(videos=self.videos, seconds=self.seconds,
+                    videos_per_s=self.rate, startup_s=self.startup,
+                    warmup_s=self.warmup, dtype=dtype,
+                    compiled=bool(compiled))
+
     def line(self, dtype: str, compiled: bool) -> str:
-        return (f'Throughput: {self.videos} video(s) in {self.seconds:.2f} s '
-                f'= {self.rate:.3f} videos/s (start-up {self.startup:.2f} s, '
-                f'warm-up {self.warmup:.2f} s; {dtype}'
-                f'{", compiled" if compiled else ""})')
+        s = self.stats(dtype, compiled)
+        return (f"Throughput: {s['videos']} video(s) in {s['seconds']:.2f} s "
+                f"= {s['videos_per_s']:.3f} videos/s (start-up "
+                f"{s['startup_s']:.2f} s, warm-up {s['warmup_s']:.2f} s; "
+                f"{dtype}{', compiled' if compiled else ''})")
+
+
+@torch.no_grad()
+def embed_video(model, path: str, window: Optional[int] = None,
+                batch_size: int = 8) -> torch.Tensor:
+    """Mean of the clip embeddings of a video, normalised (E,).
+
+    Raises:
+        VideoReadError: the file cannot be decoded.
+    """
+    out = next(embed_videos(model, [path], window, batch_size, workers=0))
+    if out.error:
+        raise VideoReadError(out.error)
+    return out.embedding

@@ -4,10 +4,11 @@ per dtype, eager and compiled, against the one-video-at-a-time baseline
 (``--batch-size 1 --workers 0``: decode, then compute, one video at a
 time, as the tools ran before).
 
-Each run is the tool as a user runs it (a fresh process); the
-tool's own last line gives the videos/s (from the first video on), the
-start-up (imports, model build, index or folder checks) and the compile
-warm-up, each apart; the wall time of the whole process is recorded too.
+Each run is the tool as a user runs it (a fresh process); the tool's own
+numbers (its ``--stats-json`` file) give the videos/s (from the first
+video on), the start-up (imports, model build, index or folder checks)
+and the compile warm-up, each apart; the wall time of the whole process
+is recorded too.
 With ``--repeats N`` the rows run N times in alternation (machine noise
 hits all alike) and the table gives the median run, with the range.
 Without ``--checkpoint`` the config is built with random weights (nothing
@@ -33,7 +34,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import re
 import shutil
 import subprocess
 import sys
@@ -47,22 +47,6 @@ import _bootstrap  # noqa: E402,F401
 from stan_mmaction.utils.atomic import atomic_write_text  # noqa: E402
 from stan_mmaction.utils.checks import non_negative_int  # noqa: E402
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
-
-THROUGHPUT = re.compile(
-    r'Throughput: (\d+) video\(s\) in ([\d.]+) s = ([\d.]+) videos/s '
-    r'\(start-up ([\d.]+) s, warm-up ([\d.]+) s; (\w+)(, compiled)?\)')
-
-
-def parse_throughput(text: str) -> dict:
-    """The numbers of a tool's ``Throughput:`` line (the last one)."""
-    found = THROUGHPUT.findall(text)
-    if not found:
-        raise ValueError('no "Throughput:" line in the tool\'s output')
-    videos, seconds, rate, startup, warmup, dtype, compiled = found[-1]
-    return dict(videos=int(videos), seconds=float(seconds),
-                videos_per_s=float(rate), startup_s=float(startup),
-                warmup_s=float(warmup), dtype=dtype,
-                compiled=bool(compiled))
 
 
 def make_folder(sources, copies: int, folder: str) -> list:
@@ -147,8 +131,9 @@ def run_row(tool, folder, config, checkpoint, out_dir, dtype, compiled,
         f'_w{workers}'
     target = osp.join(out_dir, 'outputs', tag + ('.idx' if tool == 'index'
                                                  else ''))
+    stats = target + '.stats.json'
     cmd = tool_command(tool, folder, config, checkpoint, target, dtype,
-                       compiled, batch, workers)
+                       compiled, batch, workers) + ['--stats-json', stats]
     env = dict(os.environ)
     if threads:
         env['OMP_NUM_THREADS'] = str(threads)
@@ -157,7 +142,8 @@ def run_row(tool, folder, config, checkpoint, out_dir, dtype, compiled,
     wall = time.perf_counter() - start
     if res.returncode != 0:
         raise SystemExit(f'{" ".join(cmd)} failed:\n{res.stderr[-3000:]}')
-    row = parse_throughput(res.stdout)
+    with open(stats) as f:  # the tool's own numbers, as JSON
+        row = json.load(f)
     row.update(tool=tool, batch=batch, workers=workers, wall_s=wall,
                command=' '.join(cmd))
     return row
