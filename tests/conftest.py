@@ -185,16 +185,13 @@ def process_state_kept():
                         instance.removeHandler(handler)
 
 
-def call_main(relpath: str, argv, cwd: str = None) -> ToolResult:
-    """Run ``main(argv)`` of a script (``tools/search.py``) in this
-    process with its stdout and stderr captured (MMEngine's log too: its
-    logger is made inside), from ``cwd`` if given; ``SystemExit`` becomes
+def _run_captured(fn, cwd: str = None) -> ToolResult:
+    """``fn()`` with stdout and stderr captured (MMEngine's log too: its
+    logger is made inside), from ``cwd`` if given, what it changes in the
+    process restored (:func:`process_state_kept`); ``SystemExit`` becomes
     the return code (a message: 1, written to stderr), as in a
-    subprocess. What the run changes in the process is restored
-    (:func:`process_state_kept`)."""
+    subprocess."""
     import io
-    if relpath not in _SCRIPTS:
-        _SCRIPTS[relpath] = load_script(relpath)
     out, err = io.StringIO(), io.StringIO()
     code, value = 0, None
     with process_state_kept(), contextlib.redirect_stdout(out), \
@@ -202,7 +199,7 @@ def call_main(relpath: str, argv, cwd: str = None) -> ToolResult:
         if cwd is not None:
             os.chdir(cwd)
         try:
-            value = _SCRIPTS[relpath].main(list(argv))
+            value = fn()
         except SystemExit as exc:
             if isinstance(exc.code, str):
                 err.write(exc.code + '\n')
@@ -212,32 +209,30 @@ def call_main(relpath: str, argv, cwd: str = None) -> ToolResult:
     return ToolResult(code, out.getvalue(), err.getvalue(), value)
 
 
+def call_main(relpath: str, argv, cwd: str = None) -> ToolResult:
+    """Run ``main(argv)`` of a script (``tools/search.py``) in this
+    process, as :func:`_run_captured` runs it."""
+    if relpath not in _SCRIPTS:
+        _SCRIPTS[relpath] = load_script(relpath)
+    return _run_captured(lambda: _SCRIPTS[relpath].main(list(argv)), cwd)
+
+
 def run_script(path: str, argv, cwd: str = None) -> ToolResult:
     """Run a script with no ``main(argv)`` (MMAction2's tools) in this
     process as ``python path argv...`` would (``sys.argv`` set, run as
-    ``__main__``), captured and restored like :func:`call_main`."""
-    import io
+    ``__main__``), as :func:`_run_captured` runs it."""
     import runpy
     import sys as _sys
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    argv_before = _sys.argv
-    with process_state_kept(), contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
-        if cwd is not None:
-            os.chdir(cwd)
+
+    def run():
+        argv_before = _sys.argv
         _sys.argv = [path, *argv]
         try:
             runpy.run_path(path, run_name='__main__')
-        except SystemExit as exc:
-            if isinstance(exc.code, str):
-                err.write(exc.code + '\n')
-                code = 1
-            else:
-                code = exc.code or 0
         finally:
             _sys.argv = argv_before
-    return ToolResult(code, out.getvalue(), err.getvalue())
+
+    return _run_captured(run, cwd)
 
 
 def save_random_checkpoint(config, path, seed=0):
