@@ -23,8 +23,9 @@ def test_benchmark_tool_writes_table_json_and_plots(tmp_path):
     # In this process (the memory probes start their own, fresh one).
     res = call_main('tools/analysis_tools/benchmark.py', [
         *TINY, '--frames', '4', '8', '--train-batch', '2',
-        '--grad-checkpointing', '--repeats', '2', '--warmup', '1',
-        '--threads', '1', '--retrieval-sizes', '200', '--out-dir', str(out)])
+        '--train-amp', 'bf16', '--grad-checkpointing', '--repeats', '2',
+        '--warmup', '1', '--threads', '1', '--retrieval-sizes', '200',
+        '--out-dir', str(out)])
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads((out / 'results.json').read_text())
     names = [r['model'] for r in results['inference']]
@@ -50,6 +51,7 @@ def test_benchmark_tool_writes_table_json_and_plots(tmp_path):
         [4, 8]
     train = results['training'][1]
     assert train['seconds'] > 0 and train['ckpt_seconds'] > 0
+    assert train['amp'] == 'bf16'  # the forward under bf16 autocast
     assert [r['n'] for r in results['retrieval_eval']] == [200]
     assert results['retrieval_eval'][0]['peak_extra_bytes'] > 0
     table = (out / 'results.md').read_text()

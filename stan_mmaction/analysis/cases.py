@@ -10,7 +10,7 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +91,13 @@ class ModelCase:
             self.model.backbone
         target.set_grad_checkpointing(enable)
 
-    def train_step(self, batch: int, checkpointing: bool):
+    def train_step(self, batch: int, checkpointing: bool,
+                   amp: Optional[str] = None):
+        """One training step (forward, backward, AdamW) on ``batch`` clips;
+        ``amp`` (``'bf16'``/``'fp16'``): the forward and loss under
+        ``torch.autocast`` in that dtype, as ``AmpOptimWrapper`` trains
+        (timing only: no loss scaling)."""
+        import contextlib
         model = self.model
         if checkpointing and not self.has_grad_checkpointing:
             raise RuntimeError(f'{self.name}: no set_grad_checkpointing')
@@ -99,13 +105,20 @@ class ModelCase:
         optim = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=1e-6)
         fwd = video_forward(model)
+        device_type = torch.device(self.device).type
+
+        def autocast():
+            if amp is None:
+                return contextlib.nullcontext()
+            return torch.autocast(device_type, dtype=DTYPES[amp])
 
         def run():
             if self.has_grad_checkpointing:
                 self._set_grad_checkpointing(checkpointing)
             model.train()
-            out = _output_tensor(fwd(x))
-            loss = out.float().square().mean()
+            with autocast():
+                out = _output_tensor(fwd(x))
+                loss = out.float().square().mean()
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()

@@ -92,7 +92,9 @@ def markdown(results: dict) -> str:
             ck = row.get('ckpt_seconds')
             cut = 100 * (1 - row.get('ckpt_peak_bytes', 0) / row['peak_bytes'])
             lines.append(
-                f"| {row['model']} | {row['batch']} | {row['seconds']:.2f} | "
+                f"| {row['model']}"
+                f"{' (amp ' + row['amp'] + ')' if row.get('amp') else ''} | "
+                f"{row['batch']} | {row['seconds']:.2f} | "
                 f"{row['x_inference']:.2f} | "
                 f"{row['peak_bytes'] / 2**20:.0f} | " +
                 (f"{ck:.2f} | {row['ckpt_peak_bytes'] / 2**20:.0f} | "

@@ -113,6 +113,9 @@ def parse_args(argv=None):
                    help='also time torch.compile\'d forwards')
     p.add_argument('--train-batch', type=int, default=0,
                    help='time a training step at this batch (0: skip)')
+    p.add_argument('--train-amp', choices=['bf16', 'fp16'], default=None,
+                   help='time the training step with its forward under '
+                   'torch.autocast in this dtype (as AmpOptimWrapper)')
     p.add_argument('--grad-checkpointing', action='store_true',
                    help='also time the training step with checkpointing')
     p.add_argument('--threads', type=int, default=None)
@@ -212,16 +215,18 @@ def run_training(cases: List[ModelCase], args, device: str,
     checkpointing) against inference of the same batch, in alternation."""
     tasks = {}
     for case in cases:
-        tasks[(case.name, 'train')] = case.train_step(args.train_batch, False)
+        tasks[(case.name, 'train')] = case.train_step(
+            args.train_batch, False, args.train_amp)
         tasks[(case.name, 'infer')] = case.infer(args.train_batch,
                                                  case.frames, 'fp32')
         if args.grad_checkpointing and case.has_grad_checkpointing:
-            tasks[(case.name, 'ckpt')] = case.train_step(args.train_batch,
-                                                         True)
+            tasks[(case.name, 'ckpt')] = case.train_step(
+                args.train_batch, True, args.train_amp)
     timing = measure_alternating(tasks, max(1, args.repeats // 2), 1, device)
     for case in cases:
         t = timing[(case.name, 'train')]
         entry = dict(model=case.name, batch=args.train_batch,
+                     amp=args.train_amp,
                      seconds=t['seconds'], peak_bytes=t['peak_bytes'],
                      x_inference=t['seconds'] /
                      timing[(case.name, 'infer')]['seconds'])
