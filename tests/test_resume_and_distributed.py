@@ -3,12 +3,14 @@ import os
 import os.path as osp
 import signal
 import socket
+import subprocess
 import sys
 
 import pytest
 import torch
 from conftest import (REPO_ROOT, TINY_TRAINING, call_main, copy_work_dir,
-                      process_state_kept, run_tool, start_until_file)
+                      process_state_kept, run_tool, start_until_file,
+                      subprocess_env)
 
 #: Processes, training runs or installs: left out of `make test-quick`.
 pytestmark = pytest.mark.slow
@@ -119,26 +121,45 @@ def test_resume_without_last_checkpoint_continues_and_keeps_files(
         assert f.read().endswith('epoch_3.pth')
 
 
+def _teardown_code(finished: bool) -> str:
+    return ('import atexit, os\n'
+            'import torch.distributed as dist\n'
+            'atexit.register(lambda: print("alive at exit:", '
+            'dist.is_initialized()))\n'
+            'os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", '
+            f'MASTER_ADDR="127.0.0.1", MASTER_PORT="{free_port()}")\n'
+            'import stan_mmaction\n'
+            'from stan_mmaction.engine import DistributedTeardownHook\n'
+            'from stan_mmaction.engine.runner import '
+            'init_cpu_process_group\n'
+            'init_cpu_process_group("pytorch", dict(backend="nccl"))\n'
+            + ('DistributedTeardownHook().after_run(None)\n' if finished
+               else ''))
+
+
+@pytest.fixture(scope='module')
+def teardown_runs():
+    """Both processes of the test below, started together (each one's
+    exit is what is checked; their imports overlap on the two cores):
+    {finished: (returncode, stdout, stderr)}."""
+    procs = {finished: subprocess.Popen(
+        [sys.executable, '-c', _teardown_code(finished)], cwd=REPO_ROOT,
+        env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for finished in (True, False)}
+    results = {}
+    for finished, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[finished] = (proc.returncode, out, err)
+    return results
+
+
 @pytest.mark.parametrize('finished', [True, False])
-def test_a_finished_run_destroys_its_group_at_exit(finished):
+def test_a_finished_run_destroys_its_group_at_exit(teardown_runs, finished):
     """DistributedTeardownHook: a run that ended (after_run) leaves a
     barrier and the group's destruction for exit (an exit handler
     registered before it runs after it and sees the group gone); a run
     that did not end (a crash) registers nothing, so it never waits for
     the other ranks."""
-    from conftest import run_python
-    res = run_python(
-        'import atexit, os\n'
-        'import torch.distributed as dist\n'
-        'atexit.register(lambda: print("alive at exit:", '
-        'dist.is_initialized()))\n'
-        'os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", '
-        f'MASTER_ADDR="127.0.0.1", MASTER_PORT="{free_port()}")\n'
-        'import stan_mmaction\n'
-        'from stan_mmaction.engine import DistributedTeardownHook\n'
-        'from stan_mmaction.engine.runner import init_cpu_process_group\n'
-        'init_cpu_process_group("pytorch", dict(backend="nccl"))\n'
-        + ('DistributedTeardownHook().after_run(None)\n' if finished
-           else ''))
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert f'alive at exit: {not finished}' in res.stdout
+    returncode, stdout, stderr = teardown_runs[finished]
+    assert returncode == 0, stderr[-2000:]
+    assert f'alive at exit: {not finished}' in stdout
