@@ -4,7 +4,7 @@ and of consecutive videos batched together, per-video results as soon as a
 video is complete.
 
 Memory stays bounded: a worker decodes one window at a time (the sampled
-frames only, at the model's size: :func:`.inference.iter_clips`) and at
+frames only, at the model's size: :func:`.video_io.iter_clips`) and at
 most ``batch_size`` clips per worker wait for the model.
 """
 import time
@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..utils.clip_shape import clip_shape
-from .inference import (VideoReadError, clips_tensor, embedding_batch_forward,
-                        iter_clips)
+from .inference import clips_tensor, embedding_batch_forward
+from .video_io import VideoReadError, iter_clips
 
 
 @dataclass
