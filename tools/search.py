@@ -24,7 +24,8 @@ and on CPUs with native bf16, fp32 elsewhere; the index records the dtype
 and refuses to mix another into it), ``--compile`` compiles the video tower
 (after a reported warm-up), videos are decoded in ``--workers`` processes
 while the model runs, and ``--batch-size`` clips go through it at once. The
-last line gives videos/s.
+last line gives videos/s (``--stats-json FILE``: the same numbers as
+JSON).
 
 Plain CLIP weights (no training) work too: index with a retrieval config
 and no ``--checkpoint`` (weights from the config's ``pretrained``, e.g.
