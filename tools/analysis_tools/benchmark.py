@@ -238,9 +238,13 @@ def run_training(cases: List[ModelCase], args, device: str,
 
 
 def run_memory_probes(cases: List[ModelCase], args, results: dict) -> None:
-    """Phase 3 (CPU): peak memory of inference and training re-measured in
-    fresh processes (``stan_mmaction.analysis.cases.probe_memories``)."""
+    """Phase 3: peak memory (CPU) of inference and training re-measured in
+    fresh processes (``stan_mmaction.analysis.cases.probe_memories``), and
+    the retrieval evaluation of phase 5 (always on the CPU), all in one
+    probe process."""
     wanted = []  # (row, key, probe)
+    if args.device != 'cpu':
+        cases, results = [], dict(results, inference=[], training=[])
     for row in results['inference']:
         if row['dtype'] == 'fp32' and not row['compiled']:
             wanted.append((row, 'peak_bytes',
@@ -251,10 +255,12 @@ def run_memory_probes(cases: List[ModelCase], args, results: dict) -> None:
         if 'ckpt_seconds' in entry:
             wanted.append((entry, 'ckpt_peak_bytes',
                            [case.config, 'ckpt', args.train_batch]))
-    measured = probe_memories([probe for _, _, probe in wanted],
+    retrieval = [['-', 'retrieval', n] for n in args.retrieval_sizes]
+    measured = probe_memories([probe for _, _, probe in wanted] + retrieval,
                               args.threads)
     for (row, key, _), result in zip(wanted, measured):
         row[key] = result['peak_bytes']
+    return measured[len(wanted):]  # the retrieval evaluations
 
 
 def run_profiles(cases: List[ModelCase], args) -> None:
@@ -280,12 +286,11 @@ def run_profiles(cases: List[ModelCase], args) -> None:
             save(prof, f'profile_train_{case.name}.txt')
 
 
-def run_retrieval_eval(args, results: dict) -> None:
-    """Phase 5: retrieval evaluation of N x N, each size in a fresh process
-    (memory from a clean allocator, the time a user's test run pays)."""
+def run_retrieval_eval(args, results: dict, measured: List[dict]) -> None:
+    """Phase 5: retrieval evaluation of N x N, each size measured in a
+    fresh process (memory from a clean allocator, the time a user's test
+    run pays; by :func:`run_memory_probes`)."""
     results['retrieval_eval'] = []
-    measured = probe_memories([['-', 'retrieval', n]
-                               for n in args.retrieval_sizes], args.threads)
     for n, r in zip(args.retrieval_sizes, measured):
         results['retrieval_eval'].append(dict(
             n=n, seconds=r['seconds'], peak_extra_bytes=r['peak_bytes'],
@@ -320,12 +325,12 @@ def main(argv=None):
     run_inference(cases, args, device, results)
     if args.train_batch:
         run_training(cases, args, device, results)
-    if device == 'cpu':
-        run_memory_probes(cases, args, results)
+    retrieval = run_memory_probes(cases, args, results) \
+        if device == 'cpu' or args.retrieval_sizes else []
     if args.profile:
         run_profiles(cases, args)
     if args.retrieval_sizes:
-        run_retrieval_eval(args, results)
+        run_retrieval_eval(args, results, retrieval)
     if args.data_loading:
         results['data_loading'] = data_loading(
             [0, 1, 2], args.data_samples, args.real_video, args.out_dir)
