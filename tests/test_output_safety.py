@@ -104,31 +104,27 @@ def test_demo_out_file_folder_is_created_and_names_checked(setup, tmp_path):
 # One fresh interpreter imports once; each measurement runs in a child
 # forked from it (an allocator that holds nothing of the others).
 PROBE = '''
-import os, sys
+import json, sys
 sys.argv = ['demo.py']
 import runpy
 import stan_mmaction
+from stan_mmaction.analysis.profiling import PeakMemory, in_forked_child
 from stan_mmaction.apis import embed_video, init_model
-from stan_mmaction.analysis.profiling import PeakMemory
 demo = runpy.run_path({demo!r})
-for i, (tool, video, cfg, ckpt, labels) in enumerate({cases!r}):
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            if tool == 'demo':
-                with PeakMemory('cpu') as mem:
-                    demo['main']([video, cfg, ckpt, '--label-map', labels])
-            else:
-                model = init_model(cfg, ckpt)
-                with PeakMemory('cpu') as mem:
-                    embed_video(model, video)
-            print('PEAK', i, mem.peak, flush=True)
-            code = 0
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    assert os.waitpid(pid, 0)[1] == 0, (tool, video)
+
+
+def peak(tool, video, cfg, ckpt, labels):
+    if tool == 'demo':
+        with PeakMemory('cpu') as mem:
+            demo['main']([video, cfg, ckpt, '--label-map', labels])
+    else:
+        model = init_model(cfg, ckpt)
+        with PeakMemory('cpu') as mem:
+            embed_video(model, video)
+    return mem.peak
+
+
+print('PEAKS', json.dumps([in_forked_child(peak, *c) for c in {cases!r}]))
 '''
 
 
@@ -137,9 +133,9 @@ def _peaks(cases):
     proc = run_python(PROBE.format(cases=[tuple(c) for c in cases],
                                    demo=DEMO))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    found = dict(line.split()[1:] for line in proc.stdout.splitlines()
-                 if line.startswith('PEAK '))
-    return [int(found[str(i)]) / 2**20 for i in range(len(cases))]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith('PEAKS ')]
+    assert line, proc.stdout[-2000:]
+    return [peak / 2**20 for peak in json.loads(line[-1].split(' ', 1)[1])]
 
 
 def _textured_video(path, h, w, frames=24, block=8):

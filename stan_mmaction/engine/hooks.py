@@ -11,7 +11,7 @@ from mmaction.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 
-from ..utils.atomic import atomic_path
+from ..utils.atomic import atomic_write_text
 
 
 @HOOKS.register_module()
@@ -64,9 +64,7 @@ class StanCheckpointHook(CheckpointHook):
     def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
         """Write ``work_dir/last_checkpoint`` naming ``checkpoint``,
         atomically."""
-        with atomic_path(osp.join(work_dir, 'last_checkpoint')) as tmp:
-            with open(tmp, 'w') as f:
-                f.write(checkpoint)
+        atomic_write_text(osp.join(work_dir, 'last_checkpoint'), checkpoint)
 
 
 @HOOKS.register_module()

@@ -242,19 +242,18 @@ def run_memory_probes(cases: List[ModelCase], args, results: dict) -> None:
     fresh processes (``stan_mmaction.analysis.cases.probe_memories``), and
     the retrieval evaluation of phase 5 (always on the CPU), all in one
     probe process."""
-    wanted = []  # (row, key, probe)
-    if args.device != 'cpu':
-        cases, results = [], dict(results, inference=[], training=[])
-    for row in results['inference']:
-        if row['dtype'] == 'fp32' and not row['compiled']:
-            wanted.append((row, 'peak_bytes',
-                           [row['config'], 'infer', row['batch']]))
-    for case, entry in zip(cases, results['training']):
-        wanted.append((entry, 'peak_bytes',
-                       [case.config, 'train', args.train_batch]))
-        if 'ckpt_seconds' in entry:
-            wanted.append((entry, 'ckpt_peak_bytes',
-                           [case.config, 'ckpt', args.train_batch]))
+    wanted = []  # (row, key, probe): the models' peaks, on the CPU only
+    if args.device == 'cpu':
+        for row in results['inference']:
+            if row['dtype'] == 'fp32' and not row['compiled']:
+                wanted.append((row, 'peak_bytes',
+                               [row['config'], 'infer', row['batch']]))
+        for case, entry in zip(cases, results['training']):
+            wanted.append((entry, 'peak_bytes',
+                           [case.config, 'train', args.train_batch]))
+            if 'ckpt_seconds' in entry:
+                wanted.append((entry, 'ckpt_peak_bytes',
+                               [case.config, 'ckpt', args.train_batch]))
     retrieval = [['-', 'retrieval', n] for n in args.retrieval_sizes]
     measured = probe_memories([probe for _, _, probe in wanted] + retrieval,
                               args.threads)

@@ -88,7 +88,6 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     p.add_argument('--measure-both', action='store_true',
                    help=argparse.SUPPRESS)  # the child process of --measure
-    p.set_defaults(measure_one=None)
     return p.parse_args(argv)
 
 
@@ -120,19 +119,19 @@ def build(args):
     return model, batch, frames, shape
 
 
-def measure_one(args) -> dict:
+def measure_one(args, setting: str) -> dict:
     """In this (fresh) process: memory of fp32 training, in two parts.
     ``static``: what building the model and one warm-up step on a minimal
     clip (1 video, 2 frames) add to the process (weights, gradients, AdamW
     states, torch's runtime); ``activations``: the peak of two steps on the
     real batch above that (gradients kept allocated between steps, as the
-    warm-up left them)."""
+    warm-up left them). ``setting``: ``'plain'`` or ``'checkpointed'``."""
     cuda = args.device == 'cuda'
     start = torch.cuda.memory_allocated() if cuda else rss_bytes()
     model, batch, frames, shape = build(args)
     batch = args.measure_batch or batch
     frames = args.measure_frames or frames
-    ckpt = args.measure_one == 'checkpointed'
+    ckpt = setting == 'checkpointed'
     model = model.to(args.device).train()
     # retrievers switch both towers; recognizers have only the backbone's
     switch = getattr(model, 'set_grad_checkpointing', None) or \
@@ -191,11 +190,8 @@ def measure(args) -> list:
 def measure_both(args) -> list:
     """Both settings, each measured in a child forked from this process
     (which has only imported: each starts from the same clean state)."""
-    results = []
-    for setting in ('plain', 'checkpointed'):
-        args.measure_one = setting
-        results.append(in_forked_child(measure_one, args))
-    return results
+    return [in_forked_child(measure_one, args, setting)
+            for setting in ('plain', 'checkpointed')]
 
 
 def gib(nbytes: float) -> str:
