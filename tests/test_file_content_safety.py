@@ -469,6 +469,29 @@ def extract(built_index, out, *extra, checkpoint=None, config=None):
         '--dtype', 'fp32', *extra])
 
 
+@pytest.mark.slow
+def test_stats_json_written_and_an_unwritable_one_named(built_index,
+                                                        tmp_path):
+    """--stats-json: the run's numbers as JSON; a path that cannot be
+    written (a file in the way) ends the run with one line naming it,
+    after the features were written (nothing lost)."""
+    import json
+    good = tmp_path / 'stats.json'
+    res = extract(built_index, tmp_path / 'feats', '--stats-json', str(good))
+    assert res.returncode == 0, res.stderr[-2000:]
+    stats = json.loads(good.read_text())
+    assert stats['videos'] == 3 and stats['dtype'] == 'fp32'
+    assert stats['videos_per_s'] > 0 and stats['compiled'] is False
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    res = extract(built_index, tmp_path / 'feats2', '--stats-json',
+                  str(blocker / 'stats.json'))
+    assert res.returncode == 1 and 'Traceback' not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(f'Error: {blocker}')
+    assert len(list((tmp_path / 'feats2').glob('*.npy'))) == 3
+    assert blocker.read_text() == 'x'
+
+
 def test_outputs_that_cannot_be_written_are_one_line(
         built_index, tmp_path, monkeypatch):
     """An output folder that cannot be made (a file is in the way) and a
