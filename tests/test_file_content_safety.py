@@ -59,8 +59,12 @@ def tampered(trained, path, config_text):
 
 
 def _resume(runner_type, ckpt, work, demo_workspace, epochs=2):
+    """Resume training in this process; what the run changes in it (cwd,
+    MMEngine's named loggers and visualizer: two runners made in the same
+    second would share the first one's) is restored afterwards."""
     import os
 
+    from conftest import process_state_kept
     from mmengine.config import Config
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -71,14 +75,11 @@ def _resume(runner_type, ckpt, work, demo_workspace, epochs=2):
     if runner_type == 'FlexibleRunner':
         cfg.runner_type = 'FlexibleRunner'
         cfg.strategy = dict(type='SingleDeviceStrategy')
-    cwd = os.getcwd()
-    os.chdir(demo_workspace)
-    try:
+    with process_state_kept():
+        os.chdir(demo_workspace)
         runner = Runner.from_cfg(cfg) if runner_type == 'Runner' else \
             RUNNERS.build(cfg)
         runner.train()
-    finally:
-        os.chdir(cwd)
     return runner
 
 
