@@ -33,9 +33,8 @@ from mmengine.config import DictAction
 
 # Repairs the pinned stack before any config is parsed, registers our modules.
 import stan_mmaction  # noqa: F401
-from stan_mmaction.apis import (VideoProgress, VideoReadError, init_model,
-                                iter_video_outputs, open_video,
-                                recognition_batch_forward, warm_up_video)
+from stan_mmaction.apis import (StanInferencer, VideoProgress, VideoReadError,
+                                open_video)
 from stan_mmaction.apis.cli import (add_speed_args, resolve_dtype_arg,
                                     resolve_speed_args)
 from stan_mmaction.models import read_class_names
@@ -127,21 +126,19 @@ def run(args):
     resolve_speed_args(args)
     device = args.device
     dtype = resolve_dtype_arg(args.dtype or 'auto', device)
-    model = init_model(args.config, checkpoint, device,
-                       cfg_options=args.cfg_options, dtype=dtype,
-                       compile=args.compile)
+    inferencer = StanInferencer(args.config, checkpoint, device, dtype,
+                                args.compile, args.cfg_options)
 
     try:
         _, total = open_video(args.video)
     except VideoReadError as err:
         raise SystemExit(f'Cannot read {args.video}: {err}')
     window = args.window or (total if total <= 300 else 300)
-    forward = recognition_batch_forward(model)
-    warm = warm_up_video(model, forward, args.batch_size) \
+    warm = inferencer.warm_up('predict', args.batch_size) \
         if args.compile else 0.0
     progress = VideoProgress(1, process_seconds() - warm, warm)
-    result = next(iter_video_outputs(model, [args.video], forward, window,
-                                     args.batch_size, args.workers))
+    result = next(inferencer.iter_videos([args.video], 'predict', window,
+                                         args.batch_size, args.workers))
     if result.error:
         raise SystemExit(result.error)
     progress.update()

@@ -448,14 +448,14 @@ def test_a_huge_batch_size_does_not_hang(built_index):
     as with a small batch. A hang fails at the time limit."""
     import glob
 
-    from stan_mmaction.apis import embed_videos, init_model
+    from stan_mmaction.apis import StanInferencer
     root, ckpt, _ = built_index
-    model = init_model(RETRIEVAL_CFG, ckpt)
+    inferencer = StanInferencer(RETRIEVAL_CFG, ckpt)
     paths = sorted(glob.glob(str(root / 'videos') + '/*.mp4'))
     big = {o.path: o.embedding
-           for o in embed_videos(model, paths, batch_size=10 ** 8)}
+           for o in inferencer.iter_videos(paths, batch_size=10 ** 8)}
     small = {o.path: o.embedding
-             for o in embed_videos(model, paths, batch_size=1)}
+             for o in inferencer.iter_videos(paths, batch_size=1)}
     assert sorted(big) == paths and len(paths) == 3, big
     for path in paths:
         torch.testing.assert_close(big[path], small[path])

@@ -70,8 +70,8 @@ def test_search_index_query_incremental_and_bad_input(retrieval_setup):
     saved = VideoIndex.load(index)
     assert sorted(saved.entries) == sorted(videos)
     # Compared in the dtype the tool chose (`auto`: machine-dependent).
-    from stan_mmaction.apis import embed_video, init_model
-    ref = init_model(RETRIEVAL_CFG, ckpt, dtype=saved.dtype)
+    from stan_mmaction.apis import StanInferencer, embed_video
+    ref = StanInferencer(RETRIEVAL_CFG, ckpt, dtype=saved.dtype)
     torch.testing.assert_close(saved.entries[videos[0]]['embedding'],
                                embed_video(ref, videos[0]))
 
@@ -147,10 +147,10 @@ def test_search_ranks_a_constructed_index(retrieval_setup, tmp_path,
     (computed in the dtype `auto` resolves to, as the tool does): the
     ranked list must follow them."""
     root, ckpt, model, videos = retrieval_setup
-    from stan_mmaction.apis import embed_texts, init_model
+    from stan_mmaction.apis import StanInferencer
     query = 'a small red square moves left, then up'
-    text = embed_texts(init_model(RETRIEVAL_CFG, ckpt, dtype=auto_decision),
-                       [query])[0].float()
+    text = StanInferencer(RETRIEVAL_CFG, ckpt, dtype=auto_decision) \
+        .embed_texts([query])[0].float()
     other = torch.nn.functional.normalize(torch.randn(32), dim=0)
     other = torch.nn.functional.normalize(other - (other @ text) * text,
                                           dim=0)  # orthogonal to text
@@ -196,8 +196,8 @@ def test_extract_features_writes_embeddings(retrieval_setup, tmp_path,
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / 'manifest.json').read_text())
     assert manifest['dtype'] == auto_decision
-    from stan_mmaction.apis import embed_video, init_model
-    ref = init_model(RETRIEVAL_CFG, ckpt, dtype=auto_decision)
+    from stan_mmaction.apis import StanInferencer, embed_video
+    ref = StanInferencer(RETRIEVAL_CFG, ckpt, dtype=auto_decision)
     emb = np.load(out / (osp.splitext(osp.basename(videos[0]))[0] + '.npy'))
     assert emb.shape == (32, )
     np.testing.assert_allclose(emb, embed_video(ref, videos[0]).numpy(),
@@ -241,14 +241,14 @@ def test_demo_prints_top5_and_writes_gif(recognition_setup, auto_decision):
                ('1.', '2.', '3.', '4.', '5.')]
     assert len(printed) == 5
     # The same top-5 as the library computes: mean of the 3 windows.
-    from stan_mmaction.apis import init_model, iter_clips, recognize_clip
-    from stan_mmaction.utils import clip_shape
-    model = init_model(RECOGNITION_CFG, ckpt, dtype=auto_decision)
-    shape = clip_shape(model.cfg)
-    scores = torch.stack([
-        recognize_clip(model, clip) for clip, _, _ in iter_clips(
-            long, shape.frames, shape.short_side, shape.crop, window=100)
-    ]).float().mean(0)
+    from stan_mmaction.apis import StanInferencer, iter_clips
+    inferencer = StanInferencer(RECOGNITION_CFG, ckpt, dtype=auto_decision)
+    shape = inferencer.shape
+    scores = torch.cat([
+        inferencer.predict(inferencer.collate([inferencer.preprocess(clip)]))
+        for clip, _, _ in iter_clips(long, shape.frames, shape.short_side,
+                                     shape.crop, window=100)
+    ]).mean(0)
     values, idx = scores.topk(5)
     assert [n for n, _ in printed] == [SYNTHETIC_CLASSES[i].replace('_', ' ')
                                        for i in idx.tolist()]
@@ -331,15 +331,15 @@ def test_demo_with_an_mmaction2_config(recognition_setup, tmp_path):
 def test_init_model_options_and_the_video_forward_helpers():
     from stan_mmaction.apis import (init_model, is_retrieval_model,
                                     video_embedding_forward, video_forward)
-    from stan_mmaction.utils import clip_shape
+    from stan_mmaction.utils import clip_shape, load_config
     recognizer = init_model(RECOGNITION_CFG, cfg_options={
         'model.cls_head.num_classes': 5})
     assert not recognizer.training
-    assert recognizer.cfg.model.cls_head.num_classes == 5
+    assert recognizer.cls_head.fc_cls.out_features == 5
     retriever = init_model(RETRIEVAL_CFG, random_weights=True)
     assert is_retrieval_model(retriever) and not is_retrieval_model(
         recognizer)
-    x = torch.randn(*clip_shape(recognizer.cfg).input_shape(2))
+    x = torch.randn(*clip_shape(load_config(RECOGNITION_CFG)).input_shape(2))
     with torch.no_grad():
         feats = video_embedding_forward(recognizer)(x)
         assert feats.shape == (2, 32)

@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from conftest import (REPO_ROOT, call_main, load_script,
                       save_random_checkpoint, write_videos)
 
-from stan_mmaction.apis import (embed_texts, embed_video, embed_videos,
-                                init_model, iter_video_outputs,
-                                recognition_batch_forward, resolve_dtype)
+from stan_mmaction.apis import (StanInferencer, embed_video, init_model,
+                                resolve_dtype)
 from stan_mmaction.datasets import SYNTHETIC_CLASSES
 from stan_mmaction.utils import precision
 
@@ -37,7 +36,7 @@ def setup(tmp_path_factory):
     save_random_checkpoint(RETRIEVAL_CFG, ckpt)
     videos = write_videos(root / 'videos', [0, 3, 5], frames=24)
     (root / 'videos' / 'broken.mp4').write_text('not a video')
-    ref = init_model(RETRIEVAL_CFG, ckpt)
+    ref = StanInferencer(RETRIEVAL_CFG, ckpt)
     fp32 = {p: embed_video(ref, p) for p in videos}
     return root, ckpt, videos, fp32
 
@@ -106,18 +105,20 @@ def test_auto_resolves_from_the_cpu_features(monkeypatch):
 
 def test_cast_model_bf16_matches_fp32_and_returns_fp32(setup):
     root, ckpt, videos, fp32 = setup
-    model = init_model(RETRIEVAL_CFG, ckpt, dtype='bf16')
-    assert model.stan_dtype == 'bf16'
+    inferencer = StanInferencer(RETRIEVAL_CFG, ckpt, dtype='bf16')
+    model = inferencer.model
+    assert inferencer.dtype == 'bf16'
+    assert precision.model_dtype(model) == torch.bfloat16
     assert next(model.backbone.parameters()).dtype == torch.bfloat16
     assert model.data_preprocessor.video.mean.dtype == torch.float32
-    outs = {o.path: o for o in embed_videos(model, videos, workers=0)}
+    outs = {o.path: o for o in inferencer.iter_videos(videos, workers=0)}
     for path in videos:
         assert outs[path].embedding.dtype == torch.float32
         assert cosines(outs[path].embedding, fp32[path]) >= 0.999
-    ref = init_model(RETRIEVAL_CFG, ckpt)
+    ref = StanInferencer(RETRIEVAL_CFG, ckpt)
     texts = ['a red square moves left', 'a circle grows']
-    assert cosines(embed_texts(model, texts),
-                   embed_texts(ref, texts)).min() >= 0.999
+    assert cosines(inferencer.embed_texts(texts),
+                   ref.embed_texts(texts)).min() >= 0.999
     # A recognizer called as MMEngine's test_step does (fp32 input from the
     # data preprocessor): input cast on the way in, scores fp32 out.
     from mmaction.structures import ActionDataSample
@@ -139,12 +140,12 @@ def test_batched_workers_equal_one_by_one(setup):
     processes: the same embeddings as one video, one window at a time; an
     unreadable file comes back as an error, the others are unaffected."""
     root, ckpt, videos, fp32 = setup
-    model = init_model(RETRIEVAL_CFG, ckpt)
+    inferencer = StanInferencer(RETRIEVAL_CFG, ckpt)
     paths = [videos[0], str(root / 'videos' / 'broken.mp4'), *videos[1:]]
-    single = {p: embed_video(model, p, window=8, batch_size=1)
+    single = {p: embed_video(inferencer, p, window=8, batch_size=1)
               for p in videos}
-    outs = list(embed_videos(model, paths, window=8, batch_size=5,
-                             workers=2))
+    outs = list(inferencer.iter_videos(paths, window=8, batch_size=5,
+                                       workers=2))
     assert sorted(o.path for o in outs) == sorted(paths)
     for out in outs:
         if out.path.endswith('broken.mp4'):
@@ -156,7 +157,7 @@ def test_batched_workers_equal_one_by_one(setup):
         torch.testing.assert_close(out.embedding, single[out.path],
                                    atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match='batch_size must be >= 1'):
-        next(embed_videos(model, paths, batch_size=0))
+        next(inferencer.iter_videos(paths, batch_size=0))
 
 
 @pytest.mark.slow
@@ -255,7 +256,7 @@ def test_extract_features_bf16_and_compiled(setup, tmp_path, capsys):
             if s.startswith('Throughput')][0]
     assert 'compiled)' in line
     assert float(line.split('warm-up ')[1].split(' s')[0]) > 0
-    eager = init_model(RETRIEVAL_CFG, ckpt)
+    eager = StanInferencer(RETRIEVAL_CFG, ckpt)
     for path in videos:
         name = osp.splitext(osp.basename(path))[0] + '.npy'
         torch.testing.assert_close(
@@ -276,9 +277,8 @@ def test_demo_bf16_keeps_the_top5(setup, tmp_path, capsys):
     labels = tmp_path / 'labels.txt'
     labels.write_text('\n'.join(SYNTHETIC_CLASSES) + '\n')
     video = write_videos(tmp_path, [2], frames=40)[0]
-    ref = next(iter_video_outputs(model, [video],
-                                  recognition_batch_forward(model), 16,
-                                  workers=0)).outputs.mean(0)
+    ref = next(StanInferencer(RECOGNITION_CFG, ckpt).iter_videos(
+        [video], 'predict', 16, workers=0)).outputs.mean(0)
     top6 = ref.sort(descending=True).values[:6]
     assert (top6[:-1] - top6[1:]).min() > 0.01  # margins bf16 keeps
 
@@ -385,10 +385,10 @@ def test_precision_hook_casts_and_compiles_after_loading():
     runner.logger.addHandler(handler)
     hook = InferencePrecisionHook(dtype='bf16', compile=True)
     hook.before_test(runner)
-    assert runner.model.stan_dtype == 'bf16'
     assert next(runner.model.backbone.parameters()).dtype == torch.bfloat16
-    assert runner.model.stan_compiled
     assert runner.model.backbone._compiled_call_impl is not None
+    assert vars(runner.model).keys() == vars(
+        init_model(RECOGNITION_CFG)).keys()  # nothing stored on the model
     hook.before_test_iter(runner, 0)
     hook.after_test_iter(runner, 0)
     hook.after_test_iter(runner, 1)  # logged once

@@ -176,9 +176,7 @@ def main(argv=None):
 
 
 def run(args):
-    from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
-                                    warm_up_video)
-    from stan_mmaction.apis.inference import embedding_batch_forward
+    from stan_mmaction.apis import StanInferencer, VideoProgress
     from stan_mmaction.apis.search_index import config_sha256, file_sha256
     from stan_mmaction.utils.system import process_seconds
     resolve_speed_args(args)
@@ -204,22 +202,21 @@ def run(args):
               f'{len(todo)}', flush=True)
     if todo:  # before anything is written: a refused checkpoint leaves
         # the folder as it was
-        model = init_model(args.config, args.checkpoint, device,
-                           cfg_options=args.cfg_options, dtype=dtype,
-                           compile=args.compile)
+        inferencer = StanInferencer(args.config, args.checkpoint, device,
+                                    dtype, args.compile, args.cfg_options)
     os.makedirs(args.out_dir, exist_ok=True)
     atomic_write_text(osp.join(args.out_dir, 'manifest.json'),
                       json.dumps(manifest, indent=1))
     failed, written = [], []
     progress = None
     if todo:
-        warm = warm_up_video(model, embedding_batch_forward(model),
-                             args.batch_size) if args.compile else 0.0
+        warm = inferencer.warm_up('embed', args.batch_size) \
+            if args.compile else 0.0
         progress = VideoProgress(len(todo), process_seconds() - warm, warm)
         out_of = {v[0]: out for v, out in todo}
-        for result in embed_videos(model, [v[0] for v, _ in todo],
-                                   args.window, args.batch_size,
-                                   args.workers):
+        for result in inferencer.iter_videos([v[0] for v, _ in todo],
+                                             'embed', args.window,
+                                             args.batch_size, args.workers):
             if result.error:
                 failed.append(result.error)
             else:

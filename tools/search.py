@@ -92,9 +92,7 @@ def parse_args(argv=None):
 
 
 def cmd_index(args):
-    from stan_mmaction.apis import (VideoProgress, embed_videos, init_model,
-                                    list_videos, warm_up_video)
-    from stan_mmaction.apis.inference import embedding_batch_forward
+    from stan_mmaction.apis import StanInferencer, VideoProgress, list_videos
     from stan_mmaction.apis.search_index import (SearchIndexError, VideoIndex,
                                                  file_key)
     from stan_mmaction.utils.system import process_seconds
@@ -141,18 +139,17 @@ def cmd_index(args):
             index.entries[p]['key'] != file_key(p)]
     failed = []
     if todo:
-        model = init_model(config, checkpoint, device,
-                           cfg_options=args.cfg_options, dtype=index.dtype,
-                           compile=args.compile)
-        warm = warm_up_video(model, embedding_batch_forward(model),
-                             args.batch_size) if args.compile else 0.0
+        inferencer = StanInferencer(config, checkpoint, device, index.dtype,
+                                    args.compile, args.cfg_options)
+        warm = inferencer.warm_up('embed', args.batch_size) \
+            if args.compile else 0.0
         print(f'Indexing {len(todo)} new or changed video(s) '
               f'({len(index.entries)} already indexed) in {index.dtype}'
               f'{", compiled," if args.compile else ""} on {device}',
               flush=True)
         progress = VideoProgress(len(todo), process_seconds() - warm, warm)
-        for out in embed_videos(model, todo, args.window, args.batch_size,
-                                args.workers):
+        for out in inferencer.iter_videos(todo, 'embed', args.window,
+                                          args.batch_size, args.workers):
             if out.error:
                 index.entries.pop(out.path, None)
                 index.removed.add(out.path)
@@ -286,7 +283,7 @@ def contact_sheet(path, hits, frames_per_hit, tile=(128, 96)):
 
 
 def cmd_query(args):
-    from stan_mmaction.apis import embed_texts, init_model
+    from stan_mmaction.apis import StanInferencer
     from stan_mmaction.apis.search_index import SearchIndexError, VideoIndex
     if not osp.isfile(args.index):
         raise SystemExit(
@@ -306,11 +303,12 @@ def cmd_query(args):
                                    'this query')
         if why:
             raise SystemExit(f'{args.index}: {why}')
-    model = init_model(config, checkpoint, device, cfg_options=options,
-                       dtype=resolve_dtype_arg(index.dtype, device))
+    inferencer = StanInferencer(config, checkpoint, device,
+                                resolve_dtype_arg(index.dtype, device),
+                                cfg_options=options)
     paths = sorted(index.entries)
     videos = torch.stack([index.entries[p]['embedding'] for p in paths])
-    text = embed_texts(model, [args.text])[0]
+    text = inferencer.embed_texts([args.text])[0]
     scores = videos @ text
     k = min(args.top_k, len(paths))
     values, order = scores.topk(k)

@@ -15,8 +15,7 @@ from typing import Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
-from ..apis import init_model, video_forward
-from ..utils import clip_shape
+from ..apis import StanInferencer, video_forward
 from .flops import count_flops
 from .profiling import PeakMemory, in_forked_child
 
@@ -39,8 +38,9 @@ class ModelCase:
         self.name = osp.splitext(osp.basename(config))[0]
         self.config = config
         torch.manual_seed(0)
-        self.model = init_model(config, device=device, random_weights=True)
-        self.shape = clip_shape(self.model.cfg)
+        inferencer = StanInferencer(config, device=device,
+                                    random_weights=True)
+        self.model, self.shape = inferencer.model, inferencer.shape
         self.frames = self.shape.frames
         self.device = device
         self.params = sum(p.numel() for p in self.model.parameters())

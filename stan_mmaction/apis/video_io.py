@@ -1,7 +1,8 @@
-"""Reading videos: opening a file (decoded at the size the model uses),
-sampling clips window by window with bounded memory, listing video files.
-The model-free half of inference (:mod:`.inference` turns clips into
-tensors and embeddings)."""
+"""Reading videos: opening a file (decoded near the size the model uses),
+sampling the frames of a clip window by window with bounded memory, listing
+video files. The model-free half of inference: resizing, cropping and
+normalising are the config's test pipeline, applied by
+:class:`.inferencer.StanInferencer`."""
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
@@ -16,9 +17,11 @@ class VideoReadError(RuntimeError):
 
 
 def _scaled_size(h: int, w: int, short: int, crop: int) -> Tuple[int, int]:
-    """(height, width) with the short side ``short`` (at least ``crop``)."""
+    """(height, width) with the short side ``short`` (at least ``crop``),
+    rounded as MMCV's ``rescale_size`` (the test pipeline's ``Resize``)
+    rounds, so that step has nothing left to do."""
     scale = short / min(h, w)
-    return max(crop, round(h * scale)), max(crop, round(w * scale))
+    return max(crop, int(h * scale + 0.5)), max(crop, int(w * scale + 0.5))
 
 
 def _stored_size(path: str) -> Optional[Tuple[int, int]]:
@@ -67,29 +70,20 @@ def open_video(path: str, short: Optional[int] = None,
     return reader, count
 
 
-def _resize_crop(frames: np.ndarray, short: int, crop: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> short side ``short``, center crop ``crop``."""
-    import cv2
-    t, h, w, _ = frames.shape
-    nh, nw = _scaled_size(h, w, short, crop)
-    out = frames if (nh, nw) == (h, w) else np.stack([
-        cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        for f in frames])
-    top, left = (nh - crop) // 2, (nw - crop) // 2
-    return out[:, top:top + crop, left:left + crop]
-
-
-def iter_clips(path: str, frames: int, short: int, crop: int,
-               window: Optional[int] = None
+def iter_clips(path: str, frames: int, short: Optional[int] = None,
+               crop: Optional[int] = None, window: Optional[int] = None
                ) -> Iterator[Tuple[np.ndarray, Tuple[int, int], int]]:
-    """Yield ``(clip (T, crop, crop, 3) uint8 RGB, (start, end), total)``.
+    """Yield ``(frames (T, H, W, 3) uint8 RGB, (start, end), total)``: the
+    decoded frames of each clip, before the test pipeline's resizing and
+    cropping (:meth:`.inferencer.StanInferencer.preprocess`).
 
     ``window=None``: one clip over the whole video (uniform segments, the
     middle frame of each, as MMAction2's test-mode ``UniformSample``).
     ``window=W``: consecutive windows of W frames, one clip each; only the
     sampled frames of one window are decoded at a time, so memory does not
-    grow with the video's length; frames are decoded at the clip's size
-    (:func:`open_video`), so it does not grow with the resolution either.
+    grow with the video's length; with ``short`` (and ``crop``) frames are
+    decoded at the model's size (:func:`open_video`), so it does not grow
+    with the resolution either.
     """
     reader, total = open_video(path, short, crop)
     window = total if not window else window
@@ -106,7 +100,7 @@ def iter_clips(path: str, frames: int, short: int, crop: int,
         if batch.ndim != 4 or batch.shape[-1] != 3:
             raise VideoReadError(f'{path}: frames of shape {batch.shape} '
                                  'are not RGB')
-        yield _resize_crop(batch, short, crop), (start, end), total
+        yield batch, (start, end), total
 
 
 def list_videos(folder: str) -> List[str]:

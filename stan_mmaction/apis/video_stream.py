@@ -4,8 +4,12 @@ and of consecutive videos batched together, per-video results as soon as a
 video is complete.
 
 Memory stays bounded: a worker decodes one window at a time (the sampled
-frames only, at the model's size: :func:`.video_io.iter_clips`) and at
-most ``batch_size`` clips per worker wait for the model.
+frames only, at the model's size: :func:`.video_io.iter_clips`) and
+preprocesses it (the inferencer's test pipeline), and at most
+``batch_size`` clips per worker wait for the model.
+
+The functions here take a :class:`.inferencer.StanInferencer` (its clip
+shape, preprocessing, batching and whether the model is compiled).
 """
 import time
 from dataclasses import dataclass, field
@@ -16,8 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..utils.clip_shape import clip_shape
-from .inference import clips_tensor, embedding_batch_forward
 from .video_io import VideoReadError, iter_clips
 
 
@@ -44,15 +46,16 @@ class VideoOutput:
 
 class _ClipStream(IterableDataset):
     """Yields ``(kind, video index, payload, span, total)``: ``clip`` items
-    (payload: ``(T, crop, crop, 3)`` uint8) in time order, then ``done``
-    (payload: the clip count) or ``error`` (payload: the message). Worker
-    ``k`` of ``n`` reads videos ``k, k + n, ...``."""
+    (payload: the clip as ``preprocess`` formats it, uint8) in time order,
+    then ``done`` (payload: the clip count) or ``error`` (payload: the
+    message). Worker ``k`` of ``n`` reads videos ``k, k + n, ...``."""
 
     def __init__(self, paths: Sequence[str], frames: int, short: int,
-                 crop: int, window: Optional[int]):
+                 crop: int, window: Optional[int],
+                 preprocess: Callable[[np.ndarray], np.ndarray]):
         self.paths = list(paths)
         self.frames, self.short, self.crop = frames, short, crop
-        self.window = window
+        self.window, self.preprocess = window, preprocess
 
     def __iter__(self):
         info = get_worker_info()
@@ -63,7 +66,7 @@ class _ClipStream(IterableDataset):
                 for clip, span, total in iter_clips(
                         self.paths[i], self.frames, self.short, self.crop,
                         self.window):
-                    yield 'clip', i, clip, span, total
+                    yield 'clip', i, self.preprocess(clip), span, total
                     count += 1
             except VideoReadError as err:
                 yield 'error', i, str(err), None, None
@@ -79,7 +82,7 @@ def _as_is(item):
 MAX_PREFETCH = 16
 
 
-def iter_video_outputs(model, paths: Sequence[str],
+def iter_video_outputs(inferencer, paths: Sequence[str],
                        forward: Callable[[torch.Tensor], torch.Tensor],
                        window: Optional[int] = None, batch_size: int = 8,
                        workers: int = 1) -> Iterator[VideoOutput]:
@@ -88,15 +91,15 @@ def iter_video_outputs(model, paths: Sequence[str],
     videos as soon as the error is found).
 
     Args:
-        model: a model from :func:`.inference.init_model` (its config gives
-            the clip shape; its dtype and device the input's).
+        inferencer (StanInferencer): the model, its clip shape and
+            preprocessing.
         paths: video files.
-        forward: ``(B, 3, T, H, W)`` in the model's dtype -> ``(B, D)``
-            fp32 (e.g. :func:`.inference.embedding_batch_forward`).
+        forward: a batch of ``inferencer.collate`` -> ``(B, D)`` fp32
+            (e.g. ``inferencer.embed``).
         window (int, optional): frames per window (one clip each);
             ``None``: one clip per video.
         batch_size (int): clips per forward call, across videos. A compiled
-            model (``model.stan_compiled``) always gets this batch size
+            model (``inferencer.compiled``) always gets this batch size
             (the last batch is padded), so it compiles once.
         workers (int): decoding processes; 0 decodes in this process (no
             overlap).
@@ -104,9 +107,9 @@ def iter_video_outputs(model, paths: Sequence[str],
     if batch_size < 1 or workers < 0:
         raise ValueError(f'batch_size must be >= 1 and workers >= 0, got '
                          f'{batch_size}, {workers}')
-    shape = clip_shape(model.cfg)
+    shape = inferencer.shape
     stream = _ClipStream(paths, shape.frames, shape.short_side, shape.crop,
-                         window)
+                         window, inferencer.preprocess)
     # Clips waiting per worker: a batch's worth, bounded (the DataLoader
     # queues that many requests per worker up front: --batch-size 10**8
     # hung before its first clip).
@@ -114,11 +117,11 @@ def iter_video_outputs(model, paths: Sequence[str],
                         collate_fn=_as_is,
                         prefetch_factor=min(batch_size, MAX_PREFETCH)
                         if workers else None)
-    pad = bool(getattr(model, 'stan_compiled', False))
+    pad = inferencer.compiled
     videos, pending = {}, []
 
     def run_batch():
-        x = clips_tensor(model, np.stack([c for _, c, _ in pending]))
+        x = inferencer.collate([c for _, c, _ in pending])
         n = x.shape[0]
         if pad and n < batch_size:
             x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
@@ -159,26 +162,6 @@ def iter_video_outputs(model, paths: Sequence[str],
     if pending:
         run_batch()
     yield from finished()
-
-
-def embed_videos(model, paths: Sequence[str], window: Optional[int] = None,
-                 batch_size: int = 8, workers: int = 1
-                 ) -> Iterator[VideoOutput]:
-    """:func:`iter_video_outputs` with L2-normalised clip embeddings; the
-    video's embedding is ``.embedding``."""
-    return iter_video_outputs(model, paths, embedding_batch_forward(model),
-                              window, batch_size, workers)
-
-
-def warm_up_video(model, forward: Callable, batch_size: int) -> float:
-    """Seconds of one ``forward`` call on a zero batch of the model's clip
-    shape: a compiled model compiles here, so the time is reported as the
-    warm-up and not hidden in the first video's."""
-    from ..utils.precision import model_dtype, warm_up
-    shape = clip_shape(model.cfg)
-    device = next(model.parameters()).device
-    return warm_up(forward, (batch_size, 3, shape.frames, shape.crop,
-                             shape.crop), model_dtype(model), device)
 
 
 class VideoProgress:
@@ -230,17 +213,3 @@ class VideoProgress:
                 f"= {s['videos_per_s']:.3f} videos/s (start-up "
                 f"{s['startup_s']:.2f} s, warm-up {s['warmup_s']:.2f} s; "
                 f"{dtype}{', compiled' if compiled else ''})")
-
-
-@torch.no_grad()
-def embed_video(model, path: str, window: Optional[int] = None,
-                batch_size: int = 8) -> torch.Tensor:
-    """Mean of the clip embeddings of a video, normalised (E,).
-
-    Raises:
-        VideoReadError: the file cannot be decoded.
-    """
-    out = next(embed_videos(model, [path], window, batch_size, workers=0))
-    if out.error:
-        raise VideoReadError(out.error)
-    return out.embedding

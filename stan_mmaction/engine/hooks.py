@@ -228,6 +228,7 @@ class InferencePrecisionHook(Hook):
                              f'one of {", ".join(DTYPE_CHOICES)}')
         self.dtype, self.compile = dtype, bool(compile)
         self._first = None
+        self._compiled = None  # the model this hook compiled
 
     def _prepare(self, runner) -> None:
         from mmengine.model import is_model_wrapper
@@ -238,8 +239,9 @@ class InferencePrecisionHook(Hook):
         device = next(model.parameters()).device
         dtype = resolve_dtype(self.dtype, device)
         cast_model(model, dtype)
-        if self.compile and not getattr(model, 'stan_compiled', False):
+        if self.compile and self._compiled is not model:
             compile_model(model)
+            self._compiled = model
         compiled = ' with the backbone compiled' if self.compile else ''
         runner.logger.info(f'Testing in {dtype}{compiled} (requested: '
                            f'{self.dtype})')

@@ -60,7 +60,9 @@ class ClipShape:
         return (batch, 3, self.frames, self.crop, self.crop)
 
 
-def _test_pipeline(cfg) -> list:
+def config_test_pipeline(cfg) -> list:
+    """The steps of ``cfg``'s test (or validation) pipeline, through dataset
+    wrappers."""
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
     dataset = loader.get('dataset') if loader else None
     while isinstance(dataset, dict) and 'pipeline' not in dataset and \
@@ -100,7 +102,7 @@ def clip_shape(cfg) -> ClipShape:
     """
     frames = num_clips = short = crop = context_length = None
     num_crops, fmt = 1, 'NCTHW'
-    for i, step in enumerate(_test_pipeline(cfg)):
+    for i, step in enumerate(config_test_pipeline(cfg)):
         kind = step.get('type')
         if kind in SAMPLING_STEPS:
             frames = int(step.get('clip_len', 1))

@@ -15,6 +15,7 @@ one, as the tests do); explicit ``--dtype`` values are not affected.
 """
 import os
 import time
+import weakref
 from typing import Optional
 
 import torch
@@ -128,28 +129,33 @@ def cast_model(model, dtype: str):
     ``dtype`` and their floating outputs (scores, embeddings in data
     samples) back to fp32, so metrics and files see fp32. Direct calls of
     the towers (``encode_video``, ``backbone``) take inputs in ``dtype``
-    (:func:`model_dtype`). The name is kept as ``model.stan_dtype``.
+    (:func:`model_dtype`). Nothing is stored on the model: the dtype is
+    its weights' (:func:`model_dtype`), the hooks' handles are kept here.
     """
     if dtype not in TORCH_DTYPES:
         raise ValueError(f'cast_model: dtype {dtype!r}, use fp32, bf16 or '
                          'fp16 (resolve "auto" with resolve_dtype)')
-    target = TORCH_DTYPES[dtype]
-    model.stan_dtype = dtype
+    handles = _CAST_HOOKS.pop(model, None)
     if dtype == 'fp32':
+        for handle in handles or ():
+            handle.remove()
         return model.float()
-    model.to(target)
+    model.to(TORCH_DTYPES[dtype])
     pre = getattr(model, 'data_preprocessor', None)
     if pre is not None:
         pre.float()
-    if getattr(model, '_stan_cast_hooks', None) is None:
-        model._stan_cast_hooks = (
-            model.register_forward_pre_hook(_cast_inputs, with_kwargs=True),
-            model.register_forward_hook(_outputs_to_fp32))
+    _CAST_HOOKS[model] = handles or (
+        model.register_forward_pre_hook(_cast_inputs, with_kwargs=True),
+        model.register_forward_hook(_outputs_to_fp32))
     return model
 
 
+#: The input/output hooks :func:`cast_model` registered, by model.
+_CAST_HOOKS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+
+
 def _cast_inputs(module, args, kwargs):
-    target = TORCH_DTYPES[module.stan_dtype]
+    target = model_dtype(module)
     cast = (lambda t: t.to(target))  # noqa: E731
     return _map_floats(args, cast), _map_floats(kwargs, cast)
 
@@ -168,7 +174,6 @@ def compile_model(model):
         raise ValueError(f'{type(model).__name__} has no backbone to '
                          'compile')
     backbone.compile()
-    model.stan_compiled = True
     return model
 
 

@@ -25,8 +25,7 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from stan_mmaction.analysis import count_flops  # noqa: E402
-from stan_mmaction.apis import init_model, video_forward  # noqa: E402
-from stan_mmaction.utils import clip_shape  # noqa: E402
+from stan_mmaction.apis import StanInferencer, video_forward  # noqa: E402
 
 
 def count_params(module: torch.nn.Module) -> int:
@@ -51,10 +50,11 @@ def main(argv=None):
     """Print the counts; ``argv`` as on the command line. Returns them:
     ``dict(params=..., flops=..., per_module={name: flops})``."""
     args = parse_args(argv)
-    model = init_model(args.config, cfg_options=args.cfg_options,
-                       random_weights=True)
+    inferencer = StanInferencer(args.config, cfg_options=args.cfg_options,
+                                random_weights=True)
+    model = inferencer.model
     shape = tuple(args.shape) if args.shape else \
-        clip_shape(model.cfg).input_shape(1)
+        inferencer.shape.input_shape(1)
     inputs = torch.randn(*shape)
     # Retrieval models: the video tower (the text side runs once per
     # caption, not per clip).

@@ -43,9 +43,8 @@ from stan_mmaction.analysis.memory_plan import (USABLE, GiB,  # noqa: E402
 from stan_mmaction.analysis.profiling import PeakMemory  # noqa: E402
 from stan_mmaction.analysis.profiling import in_forked_child  # noqa: E402
 from stan_mmaction.analysis.profiling import rss_bytes  # noqa: E402
-from stan_mmaction.apis import init_model  # noqa: E402
+from stan_mmaction.apis import StanInferencer  # noqa: E402
 from stan_mmaction.apis.inference import is_retrieval_model  # noqa: E402
-from stan_mmaction.utils import clip_shape  # noqa: E402
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
 from stan_mmaction.utils.system import machine  # noqa: E402
 
@@ -111,10 +110,10 @@ def make_forward(model, batch, frames, crop, context_length, device='meta',
 
 
 def build(args):
-    model = init_model(args.config, cfg_options=args.cfg_options,
-                       random_weights=True)
-    shape = clip_shape(model.cfg)
-    batch = args.batch_size or model.cfg.train_dataloader.batch_size
+    inferencer = StanInferencer(args.config, cfg_options=args.cfg_options,
+                                random_weights=True)
+    model, shape = inferencer.model, inferencer.shape
+    batch = args.batch_size or inferencer.cfg.train_dataloader.batch_size
     frames = args.frames or shape.frames
     return model, batch, frames, shape
 
