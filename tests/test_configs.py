@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from stan_mmaction.utils import build_model_without_weights
+from stan_mmaction.utils import build_model_without_weights, clip_shape
 
 # Our model configs; configs/compare/ holds MMAction2's own models
 # (tests/test_compare.py).
@@ -166,21 +166,30 @@ def test_lr_mult_keys_validated():
             dict(lr_mult_keys={'stan_branch': 'ten'}))
 
 
-def docs_table(path, first_header):
-    """Rows of the markdown table whose header starts with
-    ``first_header``, as dicts of strings."""
+def docs_tables(path, first_header):
+    """Every markdown table whose header starts with ``first_header``: a
+    list of tables, each a list of rows (dicts of strings)."""
     lines = open(osp.join(REPO_ROOT, path), encoding='utf-8').read().split(
         '\n')
-    start = next(i for i, line in enumerate(lines)
-                 if line.startswith(f'| {first_header} |'))
-    header = [c.strip() for c in lines[start].strip('|').split('|')]
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith('|'):
-            break
-        rows.append(dict(zip(header, (c.strip() for c in
-                                      line.strip('|').split('|')))))
-    return rows
+    tables = []
+    for start, line in enumerate(lines):
+        if not line.startswith(f'| {first_header} |'):
+            continue
+        header = [c.strip() for c in line.strip('|').split('|')]
+        rows = []
+        for row in lines[start + 2:]:
+            if not row.startswith('|'):
+                break
+            rows.append(dict(zip(header, (c.strip() for c in
+                                          row.strip('|').split('|')))))
+        tables.append(rows)
+    return tables
+
+
+def docs_table(path, first_header):
+    """Rows of the first markdown table whose header starts with
+    ``first_header``, as dicts of strings."""
+    return docs_tables(path, first_header)[0]
 
 
 RETRIEVAL_CONFIGS = sorted(
@@ -378,3 +387,65 @@ def test_clip_normalisation_is_the_one_of_the_clip_code(rel):
     else:
         mean, std = pre.mean, pre.std
     assert mean == pytest.approx(CLIP_MEAN) and std == pytest.approx(CLIP_STD)
+
+
+#: The paper's test protocol (1 clip x 3 crops) over a recognition config:
+#: docs/recipes.md's documented override (step 1: the sampling step).
+PAPER_VIEWS = {'test_dataloader.dataset.pipeline.1.num_clips': 1}
+
+
+def test_what_to_expect_rows_name_configs_with_their_k_frames_and_views():
+    """docs/recipes.md, "What to expect": every row of the paper's tables
+    names a shipped config (built by test_config_loads_and_model_builds)
+    whose STAN layers, frames, views (the paper's 1 x 3 by the documented
+    override), variant and backbone are those of the row."""
+    retrieval, recognition = docs_tables('docs/recipes.md', 'dataset')
+    assert len(retrieval) == 16 and len(recognition) == 6  # the paper's
+    for row in retrieval + recognition:
+        rel = row['config']
+        assert rel in CONFIGS, rel
+        cfg = load(rel)
+        views = row['views']
+        if views.endswith('(paper)'):
+            cfg.merge_from_dict(PAPER_VIEWS)
+            views = views[:-len('(paper)')].strip()
+        shape = clip_shape(cfg)
+        assert f'{shape.num_clips} x {shape.num_crops}' == views, rel
+        assert shape.frames == int(row['frames']), rel
+        backbone = cfg.model.backbone
+        assert backbone.get('num_stan_layers', 4) == int(row['K']), rel
+        paper_row = row['paper row']
+        if 'meanP' not in paper_row:
+            variant = 'conv' if paper_row.startswith('conv') else 'attn'
+            assert backbone.get('temporal', 'attn') == variant, rel
+        arch = backbone.get('arch', 'ViT-B/16')
+        assert ('B/32' in paper_row) == (arch == 'ViT-B/32'), rel
+    # The paper's protocol: 1 clip x 3 crops for every recognition row;
+    # SSv2 with 6 STAN layers, K400 with 4.
+    for row in recognition:
+        assert row['views'] == '1 x 3 (paper)'
+        assert int(row['K']) == (6 if row['dataset'] == 'SSv2' else 4)
+
+
+def test_flops_table_is_the_tools_output():
+    """docs/recipes.md's FLOPs table quotes get_flops.py's table in
+    docs/benchmark/flops/paper_protocol.md (printed under the paper's
+    protocol), and its ratios to the paper's figures are computed right."""
+    printed = {r['config']: r for r in docs_table(
+        'docs/benchmark/flops/paper_protocol.md', 'config')}
+    recognition = sorted(osp.splitext(osp.basename(rel))[0]
+                         for rel in CONFIGS
+                         if rel.startswith('configs/recognition/'))
+    assert sorted(printed) == recognition  # every recognition config
+    rows = docs_tables('docs/recipes.md', 'config')[2]
+    assert len(rows) == 6
+    for row in rows:
+        name = osp.splitext(osp.basename(row['config']))[0]
+        tool = printed[name]
+        assert tool['views'] == row['views'] == '1 x 3'
+        assert row['GMACs all views (ours)'] == tool['GMACs all views']
+        ratio = float(tool['GMACs all views']) / float(row['paper'])
+        assert f'{ratio:.3f}' == row['ours / paper'], name
+        cfg = load(row['config'])
+        assert cfg.model.backbone.get('num_stan_layers', 4) == int(row['K'])
+        assert clip_shape(cfg).frames == int(row['frames'])

@@ -84,7 +84,12 @@ def test_config_changelog_maps_every_moved_config_once():
     leaves = {osp.relpath(p, REPO_ROOT) for sub in ('recognition', 'retrieval')
               for p in glob.glob(osp.join(REPO_ROOT, 'configs', sub, 'stan',
                                           '*.py'))}
-    assert set(news) == leaves
+    # Every config was moved (0.2.0) or added since, once.
+    text = open(osp.join(REPO_ROOT, 'configs', 'README.md'),
+                encoding='utf-8').read()
+    added = re.findall(r'^\| \[`(configs/[^`]+)`\]', text, re.M)
+    assert len(added) == 7 and not set(added) & set(news)
+    assert set(news) | set(added) == leaves
 
 
 def test_the_path_pattern_sees_commands_and_alternatives():

@@ -96,3 +96,27 @@ def test_cli_counts_the_video_tower_of_a_retrieval_config():
     assert res.returncode == 0, res.stderr[-2000:]
     assert 'FLOPs: 0.10 G' in res.stdout  # same video tower as the demo
     assert '| text_encoder |' not in res.stdout
+
+
+def test_cli_multiplies_by_the_test_views_and_tabulates_several_configs():
+    """Views from the config's test pipeline (clips x crops, an override
+    included) multiply the one-view count; several configs give one
+    table, one row each, in the order given."""
+    tiny = 'configs/demo/stan_tiny_synthetic.py'
+    one = call_main('tools/analysis_tools/get_flops.py', [tiny]).value
+    assert one['views'] == 1 and one['flops_all_views'] == one['flops']
+    res = call_main('tools/analysis_tools/get_flops.py', [
+        tiny, 'configs/demo/stan_tiny_synthetic_retrieval.py',
+        '--cfg-options', 'test_dataloader.dataset.pipeline.1.num_clips=3'])
+    assert res.returncode == 0, res.stderr[-2000:]
+    rec, ret = res.value
+    assert (rec['clips'], rec['crops'], rec['views']) == (3, 1, 3)
+    assert rec['flops'] == one['flops']
+    assert rec['flops_all_views'] == 3 * one['flops']
+    rows = [line for line in res.stdout.splitlines()
+            if line.startswith('| stan_tiny')]
+    assert [r.split(' | ')[0] for r in rows] == [
+        '| stan_tiny_synthetic', '| stan_tiny_synthetic_retrieval']
+    assert f"| 3 x 1 | {one['flops'] / 2e9:.1f} | " \
+        f"{3 * one['flops'] / 2e9:.1f} |" in rows[0]
+    assert '| backbone.stan_branch |' not in res.stdout  # table only

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, 'tests')
-import stan_mmaction  # noqa
 from conftest import write_videos  # noqa
+
+import stan_mmaction  # noqa
 from stan_mmaction.apis import StanInferencer, embed_video  # noqa
 
 DEV = os.environ.get('DEV', 'cuda')
@@ -53,6 +54,7 @@ out['tiny_recognizer_bf16_max_abs_score_diff'] = float(max(
 
 # Throughput: random-weight B/16 and B/32 (8 / 12 frames) on 224-px videos.
 import cv2  # noqa
+
 big = tmp / 'big'
 big.mkdir()
 rng = np.random.default_rng(0)
@@ -65,8 +67,10 @@ for i in range(int(os.environ.get('NVID', 32))):
         w.write(cv2.resize(np.roll(base, t, 1), (398, 224)))
     w.release()
     paths.append(p)
-K = os.environ.get('KCFG') or 'configs/recognition/stan/stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py'
-M = os.environ.get('MCFG') or 'configs/retrieval/stan/stan-attn_vit-base-p32-res224-clip-pre_1x1x12_msrvtt-9k-rgb.py'
+K = os.environ.get('KCFG') or ('configs/recognition/stan/stan-attn_vit-base-'
+                               'p16-res224-clip-pre_1x1x8_k400-rgb.py')
+M = os.environ.get('MCFG') or ('configs/retrieval/stan/stan-attn_vit-base-'
+                               'p32-res224-clip-pre_1x1x12_msrvtt-9k-rgb.py')
 tp = {}
 for name, cfg, task in (('B16_k400_predict', K, 'predict'),
                         ('B32_msrvtt_embed', M, 'embed')):
