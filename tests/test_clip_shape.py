@@ -19,14 +19,16 @@ CONFIGS = sorted(
 def expected(rel):
     """(frames, num_clips, short side, crop, crops, context length) of each
     shipped config, by its dataset (the recipe: 8 frames and 4x3 views for
-    K400, 2x3 for SSv2, 12 frames / 32 tokens for MSR-VTT and LSMDC, 64 / 77
-    for DiDeMo; the demos: 8 frames of 32x32)."""
+    K400, 2x3 for SSv2, 16 frames in the 1x1x16 configs, 12 frames / 32
+    tokens for MSR-VTT and LSMDC, 64 / 77 for DiDeMo; the demos: 8 frames
+    of 32x32)."""
     if rel.startswith(('configs/demo/', 'configs/compare/')):
         return (8, 1, 32, 32, 1, 32 if 'retrieval' in rel else None)
+    frames = 16 if '_1x1x16_' in rel else 8
     if 'k400' in rel:
-        return (8, 4, 224, 224, 3, None)
+        return (frames, 4, 224, 224, 3, None)
     if 'sthv2' in rel:
-        return (8, 2, 224, 224, 3, None)
+        return (frames, 2, 224, 224, 3, None)
     if 'didemo' in rel:
         return (64, 1, 256, 224, 1, 77)  # short side 256 (authors)
     if 'msrvtt' in rel or 'lsmdc' in rel:
