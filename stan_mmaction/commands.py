@@ -36,6 +36,8 @@ COMMANDS = {
                 'convert checkpoints (authors\' STAN, HF CLIP, ...)'),
     'synthetic-demo': ('tools/synthetic_demo.py',
                        'the embedded demo (synthetic data, tiny models)'),
+    'prepare-videos': ('tools/data/prepare_videos.py',
+                       're-encode videos for fast training (PyAV)'),
     'get-flops': ('tools/analysis_tools/get_flops.py',
                   'parameters and FLOPs of a config'),
     'benchmark': ('tools/analysis_tools/benchmark.py',

@@ -1,0 +1,172 @@
+"""tools/data/prepare_videos.py on videos written here: sizes and frames
+kept, keyframes, a broken file listed with the rest done, a SIGKILL then a
+re-run that completes without redoing finished files, list mode and the
+rewritten annotation list."""
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, call_main, subprocess_env
+
+TOOL = 'tools/data/prepare_videos.py'
+
+
+def write_video(path, w, h, frames, fourcc='mp4v', seed=0):
+    """Smooth moving content (OpenCV's encoders); returns the path."""
+    import cv2
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), 25,
+                             (w, h))
+    assert writer.isOpened(), path
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (max(2, h // 8), max(2, w // 8), 3),
+                        np.uint8)
+    for t in range(frames):
+        writer.write(cv2.resize(np.roll(base, t, 1), (w, h)))
+    writer.release()
+    return path
+
+
+def probe(path):
+    """((width, height), frames, keyframe indices, audio streams, codec)
+    of a file as PyAV reads it."""
+    import av
+
+    from stan_mmaction.apis.video_prepare import count_packets
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        size = (s.codec_context.width, s.codec_context.height)
+        audio = len(c.streams.audio)
+        codec = s.codec_context.name
+    frames, keys = count_packets(path)
+    return size, frames, keys, audio, codec
+
+
+def test_folder_sizes_frames_keyframes_and_a_broken_file(tmp_path):
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
+    wide = write_video(str(src / 'wide.mp4'), 640, 272, 30)
+    small = write_video(str(src / 'sub' / 'small.avi'), 120, 180, 17,
+                        fourcc='MJPG')
+    (src / 'broken.mp4').write_bytes(b'\x00' * 500)
+    res = call_main(TOOL, [str(src), str(dst), '--short-side', '128',
+                           '--keyframe-interval', '4', '--workers', '2'])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert '2 prepared, 0 already done, 1 failed' in res.stdout
+    assert f"{src / 'broken.mp4'}: " in res.stdout  # listed, with reason
+    # Short side 128 (even sizes), aspect kept; never upscaled.
+    size, frames, keys, audio, codec = probe(str(dst / 'wide.mp4'))
+    assert size == (302, 128) and frames == 30 and audio == 0
+    assert codec == 'h264'
+    assert keys[0] == 0 and max(np.diff(keys + [frames])) <= 4
+    size, frames, _, _, _ = probe(str(dst / 'sub' / 'small.mp4'))
+    assert size == (120, 180) and frames == 17  # .avi -> .mp4
+    manifest = json.loads((dst / 'manifest.json').read_text())
+    assert sorted(manifest['files']) == ['sub/small.mp4', 'wide.mp4']
+    entry = manifest['files']['wide.mp4']
+    assert entry['src'] == wide and entry['frames'] == entry['src_frames']
+    assert entry['size'] == osp.getsize(dst / 'wide.mp4')
+    assert entry['duration'] == pytest.approx(30 / 25)
+    assert manifest['files']['sub/small.mp4']['src'] == small
+    assert list(manifest['failed']) == [str(src / 'broken.mp4')]
+    assert not (dst / '.prepare_tmp').exists()
+    # What decord (the training pipelines' reader) sees.
+    import decord
+    reader = decord.VideoReader(str(dst / 'wide.mp4'))
+    assert len(reader) == 30 and reader[0].shape == (128, 302, 3)
+
+    # A re-run does nothing again; a changed source is redone.
+    again = call_main(TOOL, [str(src), str(dst), '--short-side', '128',
+                             '--keyframe-interval', '4'])
+    assert '0 prepared, 2 already done, 1 failed' in again.stdout
+    write_video(wide, 640, 272, 20, seed=1)
+    third = call_main(TOOL, [str(src), str(dst), '--short-side', '128',
+                             '--keyframe-interval', '4'])
+    assert third.value['done_now'] == ['wide.mp4']
+    assert probe(str(dst / 'wide.mp4'))[1] == 20
+    # Other settings: everything is redone.
+    fourth = call_main(TOOL, [str(src), str(dst), '--short-side', '64',
+                              '--keyframe-interval', '4'])
+    assert sorted(fourth.value['done_now']) == ['sub/small.mp4',
+                                                'wide.mp4']
+    assert probe(str(dst / 'wide.mp4'))[0] == (150, 64)
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_completes_without_redoing(tmp_path):
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
+    for i in range(8):
+        write_video(str(src / f'v{i}.mp4'), 640, 272, 150, seed=i)
+    cmd = [sys.executable, osp.join(REPO_ROOT, TOOL), str(src), str(dst),
+           '--keyframe-interval', '8']
+    proc = subprocess.Popen(cmd, env=subprocess_env(), cwd=REPO_ROOT,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    manifest = dst / 'manifest.json'
+    deadline = time.time() + 120
+    done = {}
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            done = json.loads(manifest.read_text())['files']
+        except (OSError, ValueError, KeyError):
+            done = {}
+        if len(done) >= 2:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, 'finished before it could be killed'
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(manifest.read_text())['files']
+    assert 2 <= len(done) < 8
+    # No half-written video at a destination path: every .mp4 there is
+    # one the manifest lists, complete.
+    written = sorted(p for p in os.listdir(dst) if p.endswith('.mp4'))
+    assert written == sorted(done)
+    for name in written:
+        assert probe(str(dst / name))[1] == 150
+    stamps = {n: os.stat(dst / n).st_mtime_ns for n in written}
+
+    res = call_main(TOOL, [str(src), str(dst), '--keyframe-interval', '8'])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(res.value['done_before']) == written
+    assert len(res.value['done_now']) == 8 - len(written)
+    assert {n: os.stat(dst / n).st_mtime_ns for n in written} == stamps
+    final = json.loads(manifest.read_text())
+    assert len(final['files']) == 8 and not final['failed']
+    assert not (dst / '.prepare_tmp').exists()  # the killed run's temp
+
+
+def test_list_mode_rewrites_the_annotation_list(tmp_path):
+    root, dst = tmp_path / 'videos', tmp_path / 'prepared'
+    write_video(str(root / 'a.avi'), 64, 48, 12, fourcc='MJPG')
+    write_video(str(root / 'sub' / 'b.mp4'), 48, 64, 9)
+    listing = tmp_path / 'train_list.txt'
+    listing.write_text('a.avi 3\n\nsub/b.mp4 1\nmissing.webm 0\n'
+                       '../outside.mp4 2\n')
+    new = tmp_path / 'train_list_prepared.txt'
+    res = call_main(TOOL, [str(listing), str(dst), '--list', '--root',
+                           str(root), '--ann-out', str(new)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(res.value['files']) == ['a.mp4', 'sub/b.mp4']
+    failed = res.value['failed']
+    assert failed[str(root / 'missing.webm')] == 'no such file'
+    assert failed['../outside.mp4'] == 'the path leaves the data root'
+    assert not (tmp_path / 'outside.mp4').exists()
+    assert new.read_text() == 'a.mp4 3\nsub/b.mp4 1\n'
+    assert f'{new}: 2 line(s), 2 left out (not prepared)' in res.stdout
+    # The rewritten list reads with MMAction2's dataset on the new folder.
+    from mmaction.datasets import VideoDataset
+    data = VideoDataset(str(new), pipeline=[],
+                        data_prefix=dict(video=str(dst)))
+    assert [d['filename'] for d in data] == [str(dst / 'a.mp4'),
+                                             str(dst / 'sub' / 'b.mp4')]
+    # Bad invocations are one clear line.
+    res = call_main(TOOL, [str(root), str(dst), '--ann-out', str(new)])
+    assert res.returncode != 0 and '--ann-out needs --list' in res.stderr
+    res = call_main(TOOL, [str(listing), str(dst)])
+    assert res.returncode != 0 and 'add --list' in res.stderr
