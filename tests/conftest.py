@@ -354,3 +354,21 @@ def demo_workspace(tmp_path_factory):
     make_synthetic_dataset(str(root / 'data' / 'synthetic'),
                            dict(train=2, val=1), seed=0)
     return str(root)
+
+
+def write_video(path, w, h, frames, fourcc='mp4v', seed=0):
+    """An MP4 (or AVI with ``fourcc='MJPG'``) of smooth moving random
+    content, written with OpenCV at 25 fps; returns the path."""
+    import cv2
+    import numpy as np
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), 25,
+                             (w, h))
+    assert writer.isOpened(), path
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (max(2, h // 8), max(2, w // 8), 3),
+                        np.uint8)
+    for t in range(frames):
+        writer.write(cv2.resize(np.roll(base, t, 1), (w, h)))
+    writer.release()
+    return path

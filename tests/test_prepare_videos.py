@@ -12,25 +12,9 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, call_main, subprocess_env
+from conftest import REPO_ROOT, call_main, subprocess_env, write_video
 
 TOOL = 'tools/data/prepare_videos.py'
-
-
-def write_video(path, w, h, frames, fourcc='mp4v', seed=0):
-    """Smooth moving content (OpenCV's encoders); returns the path."""
-    import cv2
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), 25,
-                             (w, h))
-    assert writer.isOpened(), path
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 255, (max(2, h // 8), max(2, w // 8), 3),
-                        np.uint8)
-    for t in range(frames):
-        writer.write(cv2.resize(np.roll(base, t, 1), (w, h)))
-    writer.release()
-    return path
 
 
 def probe(path):

@@ -36,8 +36,8 @@ from .video_stream import VideoOutput, iter_video_outputs
 #: test-pipeline steps that read the file or pick frames: the inferencer's
 #: own reading (:mod:`.video_io`) takes their place.
 READING_STEPS = ('DecordInit', 'DecordDecode', 'PyAVInit', 'PyAVDecode',
-                 'OpenCVInit', 'OpenCVDecode', 'RawFrameDecode',
-                 'LoadRGBFromFile') + SAMPLING_STEPS
+                 'VideoInit', 'VideoDecode', 'OpenCVInit', 'OpenCVDecode',
+                 'RawFrameDecode', 'LoadRGBFromFile') + SAMPLING_STEPS
 #: steps that make several spatial views; one centre view is taken instead.
 MULTI_CROP_STEPS = ('ThreeCrop', 'TenCrop')
 #: steps of the caption side, and the packing of samples for the dataset

@@ -17,7 +17,8 @@ SAMPLING_STEPS = ('UniformSample', 'SampleFrames', 'UniformSampleFrames',
 CROP_STEPS = {'CenterCrop': 1, 'ThreeCrop': 3, 'TenCrop': 10}
 #: steps that do not change the shape of a test clip.
 NEUTRAL_STEPS = (
-    'DecordInit', 'DecordDecode', 'PyAVInit', 'PyAVDecode',
+    'DecordInit', 'DecordDecode', 'PyAVInit', 'PyAVDecode', 'VideoInit',
+    'VideoDecode',
     'PyAVDecodeMotionVector', 'OpenCVInit', 'OpenCVDecode', 'RawFrameDecode',
     'FormatShape', 'PackActionInputs', 'OpenCLIPTokenize', 'CLIPTokenize',
     'Flip', 'ColorJitter', 'LoadRGBFromFile')

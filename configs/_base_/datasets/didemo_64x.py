@@ -17,11 +17,15 @@ num_frames = 64
 context_length = 77
 
 file_client_args = dict(io_backend='disk')
+# The video reader: 'decord' or 'pyav' (stan_mmaction.datasets.VideoInit;
+# each needed frame decoded once). Another per run: --cfg-options
+# train_dataloader.dataset.pipeline.0.backend=pyav (step 0 of every pipeline).
+video_backend = 'decord'
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend=video_backend, **file_client_args),
     # Uniform segment sampling: one random frame in each segment.
     dict(type='UniformSample', clip_len=num_frames, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='RandomResizedCrop'),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
@@ -30,12 +34,12 @@ train_pipeline = [
     dict(type='PackActionInputs', collect_keys=('imgs', 'text'))
 ]
 test_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend=video_backend, **file_client_args),
     # The middle frame of each segment, short side 256 (the authors' DiDeMo
     # test resize; MSR-VTT and LSMDC use 224), center crop.
     dict(type='UniformSample', clip_len=num_frames, num_clips=1,
          test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='CenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCTHW'),

@@ -10,11 +10,15 @@ num_frames = 8
 num_classes = 400  # labels outside [0, num_classes) stop loading
 
 file_client_args = dict(io_backend='disk')
+# The video reader: 'decord' or 'pyav' (stan_mmaction.datasets.VideoInit;
+# each needed frame decoded once). Another per run: --cfg-options
+# train_dataloader.dataset.pipeline.0.backend=pyav (step 0 of every pipeline).
+video_backend = 'decord'
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend=video_backend, **file_client_args),
     # Uniform segment sampling: one random frame in each of 8 segments.
     dict(type='UniformSample', clip_len=num_frames, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='RandomResizedCrop'),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
@@ -23,11 +27,11 @@ train_pipeline = [
     dict(type='PackActionInputs')
 ]
 val_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend=video_backend, **file_client_args),
     # Test mode: the middle frame of each segment.
     dict(type='UniformSample', clip_len=num_frames, num_clips=1,
          test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='CenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -36,10 +40,10 @@ val_pipeline = [
 # Multi-view testing: 4 temporal clips x 3 spatial crops, scores averaged
 # by the head (average_clips='prob').
 test_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend=video_backend, **file_client_args),
     dict(type='UniformSample', clip_len=num_frames, num_clips=4,
          test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='ThreeCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCTHW'),

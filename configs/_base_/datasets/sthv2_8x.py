@@ -8,13 +8,17 @@ ann_file_val = 'data/sthv2/sthv2_val_list_videos.txt'
 num_classes = 174
 
 file_client_args = dict(io_backend='disk')
+# The video reader: 'decord' or 'pyav' (stan_mmaction.datasets.VideoInit;
+# each needed frame decoded once). Another per run: --cfg-options
+# train_dataloader.dataset.pipeline.0.backend=pyav (step 0 of every pipeline).
+video_backend = 'decord'
 # No horizontal flip: SSv2 labels such as "Pushing something from left to
 # right" change meaning under a flip. (MMAction2's Flip takes a
 # flip_label_map of swapped class ids if you want flips with relabelling.)
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend=video_backend, **file_client_args),
     dict(type='UniformSample', clip_len=8, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='RandomResizedCrop'),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
@@ -23,9 +27,9 @@ train_pipeline = [
 ]
 # 2 temporal clips x 3 crops at test time.
 test_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='VideoInit', backend=video_backend, **file_client_args),
     dict(type='UniformSample', clip_len=8, num_clips=2, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='VideoDecode'),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='ThreeCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCTHW'),
