@@ -58,6 +58,33 @@ def test_pyav_seeks_to_the_keyframe_before_each_sparse_frame(videos):
     assert reader.decoded <= 16 + 8
 
 
+def test_pyav_reads_a_file_with_one_keyframe_in_one_pass(videos,
+                                                         tmp_path):
+    """No keyframe between two sampled frames: seeking would land at the
+    start again each time; the reader decodes forward instead, each frame
+    once (MMAction2's BigBuckBunny-like files: one keyframe)."""
+    import av
+    one = str(tmp_path / 'one_keyframe.mp4')
+    with av.open(one, 'w') as out:  # x264 with one keyframe in 240 frames
+        stream = out.add_stream('libx264', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, 'yuv420p'
+        stream.options = {'g': '1000', 'keyint_min': '1000',
+                          'sc_threshold': '0', 'preset': 'veryfast'}
+        for frame in DecordReader(videos[0]).read(list(range(240))):
+            small = av.VideoFrame.from_ndarray(frame[::2, ::2][:96, :128],
+                                               format='rgb24')
+            for packet in stream.encode(small):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    reader = PyAVReader(one)
+    assert reader.keyframes == [0] and reader.total == 240
+    frames = reader.read(INDEX_SETS[1])
+    assert reader.decoded == INDEX_SETS[1][-1] + 1  # one pass, no repeats
+    ref = DecordReader(one).read(INDEX_SETS[1])
+    assert np.abs(frames.astype(int) - ref).mean() < 1.0
+
+
 @pytest.mark.parametrize('backend', ['decord', 'pyav'])
 def test_decode_reads_each_frame_once_in_sampling_order(videos, backend):
     results = VideoInit(backend=backend).transform(

@@ -44,7 +44,7 @@ class Settings:
     short_side: int = 256
     keyframe_interval: int = 8
     crf: int = 23
-    preset: str = 'veryfast'
+    preset: str = 'superfast'
 
     def as_dict(self) -> dict:
         return dict(short_side=self.short_side,
@@ -149,6 +149,7 @@ def encode(src: str, dst: str, settings: Settings,
             ctx.gop_size = settings.keyframe_interval
             ctx.thread_count = threads
             ost.options = {'preset': settings.preset,
+                           'g': str(settings.keyframe_interval),
                            'crf': str(settings.crf),
                            'keyint_min': str(settings.keyframe_interval),
                            'sc_threshold': '0'}

@@ -7,8 +7,9 @@ library as an argument, so a config switches with one key
 (``--cfg-options train_dataloader.dataset.pipeline.0.backend=pyav``), and
 read each needed frame once: the sampled indices are sorted and made
 unique, read in one pass, and put back in sampling order. PyAV seeks to
-the keyframe before each needed frame when it is far ahead and decodes
-forward when it is near (dense sampling reads sequentially); decord's
+the keyframe before each needed frame when it is far ahead and a keyframe
+lies between, and decodes forward otherwise (dense sampling, or a file
+with few keyframes, reads sequentially); decord's
 ``get_batch`` does the same internally. MMAction2's ``PyAVDecode``
 instead decodes every frame from the start to the last one needed.
 """
@@ -19,9 +20,10 @@ from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
 BACKENDS = ('decord', 'pyav')
-#: Frames PyAV decodes forward before it seeks instead (a seek lands on
-#: the keyframe at or before the target: with keyframes every 8 frames, as
-#: tools/data/prepare_videos.py writes them, at most 7 frames are wasted).
+#: Frames PyAV decodes forward before it seeks instead, when a keyframe
+#: lies between (a seek lands on the keyframe at or before the target: with
+#: keyframes every 8 frames, as tools/data/prepare_videos.py writes them,
+#: at most 7 frames are decoded for nothing).
 SEEK_GAP = 16
 
 
@@ -59,15 +61,24 @@ class PyAVReader:
         self.stream.codec_context.thread_count = num_threads
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
-        self.total = self.stream.frames or self._count_frames()
+        self.total, self.keyframes = self._scan()
         self.decoded = 0
 
-    def _count_frames(self) -> int:
-        """Frames from the packets (containers that do not store the count,
-        e.g. WebM); then back to the start."""
-        n = sum(1 for p in self.container.demux(self.stream) if p.size)
+    def _scan(self):
+        """(frames, sorted keyframe indices) from the packets (nothing
+        decoded; milliseconds for a clip of seconds), then back to the
+        start. The keyframes decide whether seeking saves anything."""
+        n, keys = 0, []
+        for packet in self.container.demux(self.stream):
+            if not packet.size:
+                continue
+            n += 1
+            if packet.is_keyframe:
+                index = self._index(packet)
+                if index is not None:
+                    keys.append(index)
         self.container.seek(0, stream=self.stream)
-        return n
+        return self.stream.frames or n, sorted(keys) or [0]
 
     def _index(self, frame) -> Optional[int]:
         if frame.pts is None or not self.fps:
@@ -95,11 +106,19 @@ class PyAVReader:
                 count += 1
             yield index, frame
 
+    def _keyframe_before(self, target: int) -> int:
+        import bisect
+        i = bisect.bisect_right(self.keyframes, target)
+        return self.keyframes[i - 1] if i else 0
+
     def read(self, indices: List[int]) -> np.ndarray:
         out, frames, cur = [], None, None  # cur: (index, frame) last decoded
         for target in indices:
-            near = cur is not None and cur[0] is not None and \
-                target - cur[0] <= SEEK_GAP
+            # Decode forward when the target is near, or when no keyframe
+            # lies between here and it (a seek would land behind us).
+            near = cur is not None and cur[0] is not None and (
+                target - cur[0] <= SEEK_GAP or
+                self._keyframe_before(target) <= cur[0])
             if not (near and cur[0] >= target):
                 if not near:
                     frames = self._frames_from(target)
