@@ -14,7 +14,7 @@ import math
 import time
 from typing import Dict, List, Sequence
 
-TEXT_STEPS = ('OpenCLIPTokenize', 'CLIPTokenize')
+from ..utils.clip_shape import TEXT_STEPS
 
 
 def train_pipeline(cfg, backend: str) -> List[dict]:

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from ..utils.clip_shape import (SAMPLING_STEPS, ClipShape, clip_shape,
-                                config_test_pipeline)
+from ..utils.clip_shape import (DECODING_STEPS, SAMPLING_STEPS, TEXT_STEPS,
+                                ClipShape, clip_shape, config_test_pipeline)
 from ..utils.tokenizer import tokenize
 from .inference import is_retrieval_model, video_embedding_forward
 from .video_io import VideoReadError
@@ -35,14 +35,12 @@ from .video_stream import VideoOutput, iter_video_outputs
 
 #: test-pipeline steps that read the file or pick frames: the inferencer's
 #: own reading (:mod:`.video_io`) takes their place.
-READING_STEPS = ('DecordInit', 'DecordDecode', 'PyAVInit', 'PyAVDecode',
-                 'VideoInit', 'VideoDecode', 'OpenCVInit', 'OpenCVDecode',
-                 'RawFrameDecode', 'LoadRGBFromFile') + SAMPLING_STEPS
+READING_STEPS = DECODING_STEPS + SAMPLING_STEPS
 #: steps that make several spatial views; one centre view is taken instead.
 MULTI_CROP_STEPS = ('ThreeCrop', 'TenCrop')
 #: steps of the caption side, and the packing of samples for the dataset
 #: (the inferencer hands the formatted array to the data preprocessor).
-DROPPED_STEPS = ('OpenCLIPTokenize', 'CLIPTokenize', 'PackActionInputs')
+DROPPED_STEPS = TEXT_STEPS + ('PackActionInputs', )
 TASKS = ('embed', 'predict')
 
 

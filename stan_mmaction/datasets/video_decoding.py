@@ -37,7 +37,6 @@ class DecordReader:
                                             num_threads=num_threads)
         self.total = len(self.container)
         self.fps = float(self.container.get_avg_fps())
-        self.decoded = None  # decord does not say
 
     def read(self, indices: List[int]) -> np.ndarray:
         return self.container.get_batch(indices).asnumpy()

@@ -15,13 +15,16 @@ SAMPLING_STEPS = ('UniformSample', 'SampleFrames', 'UniformSampleFrames',
                   'DenseSampleFrames')
 #: steps that crop to a square of ``crop_size``, and the views they make.
 CROP_STEPS = {'CenterCrop': 1, 'ThreeCrop': 3, 'TenCrop': 10}
+#: steps that open a video or decode its sampled frames.
+DECODING_STEPS = ('DecordInit', 'DecordDecode', 'PyAVInit', 'PyAVDecode',
+                  'VideoInit', 'VideoDecode', 'OpenCVInit', 'OpenCVDecode',
+                  'RawFrameDecode', 'LoadRGBFromFile')
+#: steps of the caption side of retrieval pipelines.
+TEXT_STEPS = ('OpenCLIPTokenize', 'CLIPTokenize')
 #: steps that do not change the shape of a test clip.
-NEUTRAL_STEPS = (
-    'DecordInit', 'DecordDecode', 'PyAVInit', 'PyAVDecode', 'VideoInit',
-    'VideoDecode',
-    'PyAVDecodeMotionVector', 'OpenCVInit', 'OpenCVDecode', 'RawFrameDecode',
-    'FormatShape', 'PackActionInputs', 'OpenCLIPTokenize', 'CLIPTokenize',
-    'Flip', 'ColorJitter', 'LoadRGBFromFile')
+NEUTRAL_STEPS = DECODING_STEPS + TEXT_STEPS + (
+    'PyAVDecodeMotionVector', 'FormatShape', 'PackActionInputs', 'Flip',
+    'ColorJitter')
 
 
 class UnknownPipelineStepError(ValueError):

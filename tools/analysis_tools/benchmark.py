@@ -30,7 +30,6 @@ import json
 import os
 import os.path as osp
 import sys
-import time
 from typing import List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -53,50 +52,27 @@ from stan_mmaction.utils.system import machine  # noqa: E402
 def data_loading(workers: List[int], samples: int, real_video: str,
                  work_dir: str) -> List[dict]:
     """Clips/s of the K400 8-frame training pipeline over synthetic MP4s
-    (and a real MP4 when given) with 0, 1, 2 DataLoader workers."""
-    from mmengine.dataset import pseudo_collate
-    from mmengine.registry import init_default_scope
-    from torch.utils.data import DataLoader
-
-    from stan_mmaction.datasets import StanVideoDataset, make_synthetic_dataset
+    (and a real MP4 when given) with 0, 1, 2 DataLoader workers
+    (:func:`stan_mmaction.analysis.data_bench.clips_per_second`;
+    ``tools/analysis_tools/benchmark_data.py`` measures more)."""
+    from stan_mmaction.analysis.data_bench import clips_per_second
+    from stan_mmaction.apis import list_videos
+    from stan_mmaction.datasets import make_synthetic_dataset
     root = osp.join(work_dir, 'bench_videos')
     make_synthetic_dataset(root, dict(train=4), num_frames=64, size=320,
                            seed=0)
     cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.dirname(
         osp.abspath(__file__)))), 'configs', 'recognition', 'stan',
         'stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py'))
-    pipeline = cfg.train_dataloader.dataset.pipeline
-    sources = [('synthetic 320x320, 64 frames', osp.join(
-        root, 'train_list_videos.txt'), root)]
+    steps = list(cfg.train_dataloader.dataset.pipeline)
+    sources = [('synthetic 320x320, 64 frames', list_videos(root))]
     if real_video:
-        ann = osp.join(work_dir, 'real_list.txt')
-        with open(ann, 'w') as f:
-            f.write('\n'.join(f'{osp.abspath(real_video)} 0'
-                              for _ in range(8)) + '\n')
-        sources.append((f'real: {osp.basename(real_video)}', ann, ''))
-    init_default_scope('mmaction')
-    results = []
-    for label, ann, prefix in sources:
-        dataset = StanVideoDataset(ann, pipeline,
-                                   data_prefix=dict(video=prefix))
-        for w in workers:
-            loader = DataLoader(dataset, batch_size=1, num_workers=w,
-                                collate_fn=pseudo_collate, shuffle=True,
-                                generator=torch.Generator().manual_seed(0))
-            it, count = iter(loader), 0
-            next(it)  # start-up (worker spawn, first decode)
-            start = time.perf_counter()
-            while count < samples:
-                try:
-                    next(it)
-                except StopIteration:
-                    it = iter(loader)
-                    continue
-                count += 1
-            seconds = time.perf_counter() - start
-            results.append(dict(source=label, workers=w,
-                                clips_per_s=count / seconds))
-    return results
+        sources.append((f'real: {osp.basename(real_video)}',
+                        [osp.abspath(real_video)]))
+    return [dict(source=label, workers=w,
+                 clips_per_s=clips_per_second(paths, steps, w,
+                                              samples)['clips_per_s'])
+            for label, paths in sources for w in workers]
 
 
 # -- main ---------------------------------------------------------------------

@@ -63,7 +63,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def prepare(args, machine):
+def prepare(args):
     """Prepared copies (one process, one thread: per core), and how many
     times real time each took."""
     from stan_mmaction.apis.video_prepare import Job, Settings, prepare_videos
@@ -221,7 +221,7 @@ def main(argv=None):
             raise SystemExit(f'{path}: no such video')
     os.makedirs(args.out_dir, exist_ok=True)
     machine = machine_name()
-    prep, copies = prepare(args, machine)
+    prep, copies = prepare(args)
     rows = measure(args, [osp.abspath(p) for p in args.videos], copies)
     speed = speedups(rows)
     cores, best = arithmetic(args, speed)
