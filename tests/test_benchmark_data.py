@@ -30,6 +30,14 @@ def test_arithmetic_and_pipeline_selection():
         train_pipeline(load_config(TINY), 'pyav')
 
 
+def test_tool_refuses_a_missing_video(tmp_path):
+    out = tmp_path / 'bench'
+    res = call_main('tools/analysis_tools/benchmark_data.py', [
+        '--videos', str(tmp_path / 'nope.mp4'), '--out-dir', str(out)])
+    assert res.returncode != 0 and 'nope.mp4: no such video' in res.stderr
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_tool_measures_every_combination(tmp_path):
     videos = [write_video(str(tmp_path / 'v' / 'a.mp4'), 160, 120, 40),

@@ -149,7 +149,17 @@ def test_list_mode_rewrites_the_annotation_list(tmp_path):
                         data_prefix=dict(video=str(dst)))
     assert [d['filename'] for d in data] == [str(dst / 'a.mp4'),
                                              str(dst / 'sub' / 'b.mp4')]
-    # Bad invocations are one clear line.
+    # A manifest that is not ours (garbage) is data: ignored, files redone.
+    (dst / 'manifest.json').write_text('{"version": 1, "files": [')
+    res = call_main(TOOL, [str(listing), str(dst), '--list', '--root',
+                           str(root)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(res.value['done_now']) == ['a.mp4', 'sub/b.mp4']
+    assert json.loads((dst / 'manifest.json').read_text())['version'] == 1
+    # Bad invocations are one clear line, and write nothing.
+    res = call_main(TOOL, [str(root), str(root)])
+    assert res.returncode != 0 and 'DST must differ' in res.stderr
+    assert not (root / 'manifest.json').exists()
     res = call_main(TOOL, [str(root), str(dst), '--ann-out', str(new)])
     assert res.returncode != 0 and '--ann-out needs --list' in res.stderr
     res = call_main(TOOL, [str(listing), str(dst)])
