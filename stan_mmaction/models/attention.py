@@ -1,15 +1,96 @@
-"""Multi-head self-attention on fused QKV weights through SDPA."""
+"""Multi-head self-attention on fused QKV weights, by the fastest path.
+
+Two paths compute ``softmax(q k^T / sqrt(d)) v`` per head:
+
+- ``'sdpa'``: ``F.scaled_dot_product_attention`` (PyTorch picks its
+  kernel: flash, memory-efficient or cuDNN on CUDA, its flash kernel on
+  CPU);
+- ``'matmul'``: two batched matmuls around a softmax (HuggingFace's
+  "eager" attention), which on CPU reach the GEMM rate where the CPU flash
+  kernel does not (bf16).
+
+``'auto'`` (the default of every attention module) picks, per device type,
+dtype and site (CLIP's blocks and the branch's spatial blocks: sequences of
+``1 + P`` tokens; the temporal module: ``T`` tokens over ``B * P``
+sequences), the path measured fastest at STAN's shapes:
+``AUTO_PATHS``, from ``tools/analysis_tools/benchmark_attention.py``
+(docs/performance.md, "Attention paths"). Both paths give the same outputs
+within the dtype's rounding (``tests/test_fused_ops.py``).
+"""
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock
 
+from ..utils.system import cpu_has_native_bf16
+from .activations import use_fused_mlp
+
+ATTENTION_PATHS = ('sdpa', 'matmul')
+#: Sites of attention in the model: ``'frame'`` (CLIP's blocks and the
+#: branch's spatial blocks, ``1 + P`` tokens) and ``'time'`` (the temporal
+#: module, ``T`` tokens).
+ATTENTION_SITES = ('frame', 'time')
+#: The device kind of a CPU with native bf16 (AVX512-BF16 or AMX); other
+#: CPUs are ``'cpu'``, GPUs their device type.
+NATIVE_BF16_CPU = 'cpu-native-bf16'
+_CPU_KIND = NATIVE_BF16_CPU if cpu_has_native_bf16() else 'cpu'
+#: What ``'auto'`` picks: ``(device kind, dtype, site, backward) -> path``
+#: (``backward``: the inputs need gradients); anything not listed runs
+#: ``'sdpa'``. Measured at STAN-attn B/16's shapes (8 frames, batch 2) with
+#: ``tools/analysis_tools/benchmark_attention.py`` (docs/performance.md,
+#: "Attention paths"): on a CPU with native bf16, the CPU flash kernel's
+#: bf16 backward runs at a fraction of the GEMM rate, and its forward over
+#: 8-token sequences loses to two batched GEMMs; in fp32, and on CPUs
+#: without native bf16 (bf16 GEMMs emulated), SDPA wins everywhere.
+AUTO_PATHS = {
+    (NATIVE_BF16_CPU, torch.bfloat16, 'time', False): 'matmul',
+    (NATIVE_BF16_CPU, torch.bfloat16, 'frame', True): 'matmul',
+    (NATIVE_BF16_CPU, torch.bfloat16, 'time', True): 'matmul',
+}
+
+
+def device_kind(device_type: str) -> str:
+    """The key of :data:`AUTO_PATHS` for a device type."""
+    return _CPU_KIND if device_type == 'cpu' else device_type
+
+
+def resolve_attention(path: str, device_type: str, dtype: torch.dtype,
+                      site: str, backward: bool = False) -> str:
+    """The path ``path`` names (``'auto'``: from :data:`AUTO_PATHS`)."""
+    if path == 'auto':
+        return AUTO_PATHS.get((device_kind(device_type), dtype, site,
+                               backward), 'sdpa')
+    if path not in ATTENTION_PATHS:
+        raise ValueError(f'attention path {path!r}; choose one of '
+                         f"{('auto',) + ATTENTION_PATHS}")
+    return path
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+           path: str) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d)) v`` on ``(N, H, L, d)`` by ``path``
+    (``'sdpa'`` or ``'matmul'``)."""
+    if path == 'sdpa':
+        return F.scaled_dot_product_attention(q, k, v)
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    return torch.matmul(scores.softmax(dim=-1), v)
+
+
+def set_attention_path(module: torch.nn.Module, path: str) -> None:
+    """Set the attention path (``'auto'``, ``'sdpa'``, ``'matmul'``) of
+    every attention module in ``module``."""
+    resolve_attention(path, 'cpu', torch.float32, 'frame')  # checks it
+    for m in module.modules():
+        if hasattr(m, 'attention_path'):
+            m.attention_path = path
+
 
 def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
                          in_proj_bias: torch.Tensor,
                          out_proj: torch.nn.Linear,
-                         num_heads: int) -> torch.Tensor:
+                         num_heads: int, path: str = 'auto',
+                         site: str = 'frame') -> torch.Tensor:
     """Self-attention over the second-to-last axis of ``x``.
 
     Same arithmetic as ``nn.MultiheadAttention`` (fused ``in_proj`` of shape
@@ -22,6 +103,8 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
         in_proj_bias (Tensor): ``(3D,)``.
         out_proj (nn.Linear): ``D -> D``.
         num_heads (int): number of heads; ``D % num_heads == 0``.
+        path (str): ``'auto'``, ``'sdpa'`` or ``'matmul'``.
+        site (str): ``'frame'`` or ``'time'`` (for ``'auto'``).
 
     Returns:
         Tensor: ``(..., L, D)``.
@@ -30,15 +113,17 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
     head_dim = dim // num_heads
     # F.linear writes a fresh contiguous (..., L, 3D) tensor even from a
     # strided view of x (the temporal module's time-major regrouping), so
-    # folding the leading axes into one is free. SDPA then gets 4-D
-    # (N, H, L, hd) views: on CPU only 4-D inputs reach the fused (flash)
-    # kernel; 5-D ones fell back to the unfused math path (25-35% slower
-    # for the branch's shapes, measured with ViT-B sizes).
+    # folding the leading axes into one is free. The paths then get 4-D
+    # (N, H, L, hd) views: on CPU only 4-D inputs reach SDPA's fused
+    # (flash) kernel; 5-D ones fell back to the unfused math path (25-35%
+    # slower for the branch's shapes, measured with ViT-B sizes).
     qkv = F.linear(x, in_proj_weight, in_proj_bias)
     qkv = qkv.reshape(-1, length, 3, num_heads, head_dim)
     qkv = qkv.permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)
-    out = F.scaled_dot_product_attention(q, k, v)
+    backward = q.requires_grad and torch.is_grad_enabled()
+    out = attend(q, k, v, resolve_attention(path, q.device.type, q.dtype,
+                                            site, backward))
     out = out.transpose(1, 2).reshape(*batch, length, dim)
     return out_proj(out)
 
@@ -53,9 +138,9 @@ def clip_block_forward(block: torch.nn.Module,
     inference) reaches ``F.scaled_dot_product_attention``.
     """
     attn = block.attn
-    x = x + block.ls_1(fused_self_attention(block.ln_1(x), attn.in_proj_weight,
-                                            attn.in_proj_bias, attn.out_proj,
-                                            attn.num_heads))
+    x = x + block.ls_1(fused_self_attention(
+        block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.out_proj,
+        attn.num_heads, getattr(block, 'attention_path', 'auto')))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
@@ -79,12 +164,18 @@ class SDPAResidualAttentionBlock(ResidualAttentionBlock):
         return super().forward(q_x, k_x, v_x, attn_mask)
 
 
-def use_sdpa_forward(block: torch.nn.Module) -> torch.nn.Module:
+def use_sdpa_forward(block: torch.nn.Module,
+                     path: str = 'auto') -> torch.nn.Module:
     """Make an open_clip ``ResidualAttentionBlock`` an
-    :class:`SDPAResidualAttentionBlock` in place; returns the block."""
+    :class:`SDPAResidualAttentionBlock` in place, its attention by
+    ``path`` and its QuickGELU MLP fused (``activations.use_fused_mlp``);
+    returns the block."""
     if type(block) is ResidualAttentionBlock:
         block.__class__ = SDPAResidualAttentionBlock
     elif not isinstance(block, SDPAResidualAttentionBlock):
         raise TypeError('expected an open_clip ResidualAttentionBlock, got '
                         f'{type(block).__name__}')
+    resolve_attention(path, 'cpu', torch.float32, 'frame')  # checks it
+    block.attention_path = path
+    use_fused_mlp(block.mlp)
     return block

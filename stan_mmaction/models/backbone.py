@@ -8,7 +8,7 @@ from mmengine.model import BaseModule
 from torch.utils.checkpoint import checkpoint
 
 from ..utils.checks import check_float, check_int
-from .attention import use_sdpa_forward
+from .attention import set_attention_path, use_sdpa_forward
 from .clip import build_visual, get_arch, resize_positional_embedding
 from .clip_weights import load_visual_weights, resolve_pretrained
 from .stan_branch import STANBranch
@@ -60,6 +60,10 @@ class StanCLIPBackbone(BaseModule):
         out (str): ``'proj'`` (the projected embedding, width ``embed_dim``)
             or ``'feature'`` (after ``ln_post``, before ``proj``, width D).
             Defaults to ``'proj'``.
+        attention (str): attention path of every block: ``'auto'`` (the
+            path measured fastest for the device, dtype and site),
+            ``'sdpa'`` or ``'matmul'`` (see ``models/attention.py``).
+            Defaults to ``'auto'``.
         init_cfg (dict, optional): MMEngine init config.
     """
 
@@ -75,6 +79,7 @@ class StanCLIPBackbone(BaseModule):
                  frozen_stages: int = -1,
                  grad_checkpointing: bool = False,
                  out: str = 'proj',
+                 attention: str = 'auto',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         cfg = get_arch(arch)
@@ -127,6 +132,7 @@ class StanCLIPBackbone(BaseModule):
                 blocks, self.embed_dims, blocks[0].attn.num_heads,
                 temporal=temporal, drop_path_rate=drop_path_rate,
                 num_temporal_embeddings=num_temporal_embeddings)
+        set_attention_path(self, attention)
         self.set_grad_checkpointing(grad_checkpointing)
         self._freeze_stages()
 

@@ -16,6 +16,7 @@ from mmaction.registry import MODELS
 from mmcv.cnn.bricks import DropPath
 from torch.utils.checkpoint import checkpoint
 
+from .activations import use_fused_mlp
 from .attention import fused_self_attention
 
 TEMPORAL_TYPES = {'attn': 'STANTemporalAttention', 'conv': 'STANTemporalConv'}
@@ -40,6 +41,8 @@ class STANSpatialBlock(nn.Module):
         for name in ('ln_1', 'attn', 'ls_1', 'ln_2', 'mlp', 'ls_2'):
             setattr(self, name, copy.deepcopy(getattr(clip_block, name)))
         self.num_heads = self.attn.num_heads
+        use_fused_mlp(self.mlp)
+        self.attention_path = 'auto'  # see models/attention.py
         self.drop_path = DropPath(drop_path) if drop_path > 0 else \
             nn.Identity()
 
@@ -49,7 +52,8 @@ class STANSpatialBlock(nn.Module):
                            dim=2)  # (B, T, 1+P, D)
         attn = fused_self_attention(
             self.ln_1(tokens), self.attn.in_proj_weight,
-            self.attn.in_proj_bias, self.attn.out_proj, self.num_heads)
+            self.attn.in_proj_bias, self.attn.out_proj, self.num_heads,
+            self.attention_path)
         attn = self.ls_1(attn)
         cls = cls + self.drop_path(attn[:, :, 0].mean(dim=1))
         patches = patches + self.drop_path(attn[:, :, 1:])

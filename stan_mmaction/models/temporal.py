@@ -49,6 +49,7 @@ class STANTemporalAttention(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
         self.attn = nn.MultiheadAttention(embed_dims, num_heads,
                                           batch_first=True)
+        self.attention_path = 'auto'  # see models/attention.py
         _add_zero_init_output(self, embed_dims, drop_path)
 
     def forward(self, patches: torch.Tensor, grid: tuple) -> torch.Tensor:
@@ -57,7 +58,7 @@ class STANTemporalAttention(nn.Module):
         x = self.norm(patches).transpose(1, 2)
         x = fused_self_attention(x, self.attn.in_proj_weight,
                                  self.attn.in_proj_bias, self.attn.out_proj,
-                                 self.num_heads)
+                                 self.num_heads, self.attention_path, 'time')
         x = self.temporal_fc(self.drop_path(x.transpose(1, 2)))
         return patches + x
 
