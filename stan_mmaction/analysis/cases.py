@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..apis import StanInferencer, video_forward
+from ..utils.system import keep_freed_memory
 from .flops import count_flops
 from .profiling import PeakMemory, in_forked_child
 
@@ -93,12 +94,16 @@ class ModelCase:
 
     def train_step(self, batch: int, checkpointing: bool,
                    amp: Optional[str] = None):
-        """One training step (forward, backward, AdamW) on ``batch`` clips;
+        """One training step (forward, backward, AdamW) on ``batch`` clips,
+        on a CPU with freed memory kept for reuse as ``StanRunner`` sets it
+        (``utils.system.keep_freed_memory``);
         ``amp`` (``'bf16'``/``'fp16'``): the forward and loss under
         ``torch.autocast`` in that dtype, as ``AmpOptimWrapper`` trains
         (timing only: no loss scaling)."""
         import contextlib
         model = self.model
+        if torch.device(self.device).type == 'cpu':
+            keep_freed_memory()  # as StanRunner trains on a CPU
         if checkpointing and not self.has_grad_checkpointing:
             raise RuntimeError(f'{self.name}: no set_grad_checkpointing')
         x = self.input(batch, self.frames)

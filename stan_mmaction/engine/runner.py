@@ -32,6 +32,8 @@ from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import FlexibleRunner, Runner
 
+from ..utils.system import keep_freed_memory
+
 _CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
@@ -90,6 +92,22 @@ def init_cpu_process_group(launcher: str, dist_cfg: Optional[dict]) -> bool:
     return True
 
 
+def keep_freed_memory_on_cpu(env_cfg: dict) -> bool:
+    """Without CUDA, keep the memory a training step frees for the next
+    one (:func:`stan_mmaction.utils.system.keep_freed_memory`; the CPU
+    training step 3.9x -> 3.2x an inference for STAN-attn B/16). On unless
+    ``env_cfg.keep_freed_memory=False``. Returns whether it applies."""
+    if not env_cfg.get('keep_freed_memory', True) or \
+            torch.cuda.is_available():
+        return False
+    kept = keep_freed_memory()
+    if kept:
+        print_log('CPU training: freed memory is kept for reuse (glibc '
+                  'mallopt; env_cfg.keep_freed_memory=False turns it off)',
+                  logger='current', level=logging.INFO)
+    return kept
+
+
 @MODEL_WRAPPERS.register_module()
 class StanDistributedDataParallel(MMDistributedDataParallel):
     """``MMDistributedDataParallel`` that also wraps a CPU model: MMEngine's
@@ -136,6 +154,7 @@ class StanRunner(_ResumeFromNewest, Runner):
         if self.distributed:
             init_cpu_process_group(self.launcher, env_cfg.get('dist_cfg'))
         super().setup_env(env_cfg)
+        keep_freed_memory_on_cpu(env_cfg)
 
     def wrap_model(self, model_wrapper_cfg: Optional[dict], model):
         if self.distributed and model_wrapper_cfg is None and \
