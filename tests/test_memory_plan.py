@@ -29,6 +29,8 @@ def test_meta_count_equals_the_cpu_saved_tensors():
     meta = count_activations(tiny_recognizer(), _forward('meta'))
     cpu = count_activations(tiny_recognizer(), _forward('cpu'), device='cpu')
     assert meta.blocks == cpu.blocks
+    # the largest saved tensor: an MLP hidden, 4 x 8 x 17 x 256 fp32
+    assert meta.largest == cpu.largest == 4 * 8 * 17 * 256 * 4
     assert meta.block_inputs == cpu.block_inputs
     assert meta.total == pytest.approx(cpu.total, rel=1e-3)
     assert len(meta.blocks) == 4 + 2  # CLIP blocks, STAN layers
@@ -46,6 +48,9 @@ def test_checkpointed_activations_and_model_counts():
     # outside blocks 400, inputs 40, one block recomputed at a time 300
     assert acts.checkpointed == 400 + 40 + 300
     assert Activations(total=50).checkpointed == 50
+    # the backward's transient gradients: two of the largest saved tensor
+    acts.largest = 60
+    assert acts.peak == 1000 + 120 and acts.checkpointed == 740 + 120
     counts = count_model(tiny_recognizer(frozen_stages=0))
     model = tiny_recognizer(frozen_stages=0)
     assert counts.params == sum(p.numel() for p in model.parameters())
@@ -83,8 +88,8 @@ def test_plan_arithmetic():
 @pytest.mark.slow
 def test_tool_plans_and_matches_measured_peak(tmp_path):
     """The tool on the tiny config, measured here: activations within the
-    stated tolerance of the plan (docs/scaling.md: -10% .. +35%; the
-    measured peak adds the backward pass's transient gradients)."""
+    stated tolerance of the plan (docs/scaling.md: -10% .. +20%; the plan
+    counts the backward's transient gradients too)."""
     out = tmp_path / 'plan.json'
     res = call_main(TOOL, [TINY, '--gpus', '8', '--gpu-mem', '80',
                            '--measure', '--measure-batch', '8',
@@ -98,7 +103,7 @@ def test_tool_plans_and_matches_measured_peak(tmp_path):
     assert '| FSDP | yes |' in res.stdout and '| fits |' in res.stdout
     for measured in result['measured']:
         ratio = measured['activations'] / measured['activations_plan']
-        assert 0.9 <= ratio <= 1.35, measured
+        assert 0.9 <= ratio <= 1.2, measured
 
 
 @pytest.mark.parametrize('args', [['--gpus', '0', '--gpu-mem', '80'],

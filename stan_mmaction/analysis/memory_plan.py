@@ -75,15 +75,30 @@ class Activations:
     total: int
     blocks: List[int] = field(default_factory=list)
     block_inputs: List[int] = field(default_factory=list)
+    largest: int = 0  # the largest single tensor saved
+
+    @property
+    def backward_transient(self) -> int:
+        """Gradients alive beside the saved tensors in the backward pass:
+        two of the largest saved tensor (a block's MLP hidden: the
+        gradient arriving at it and the one leaving it)."""
+        return 2 * self.largest
+
+    @property
+    def peak(self) -> int:
+        """Without checkpointing: everything saved, plus the backward's
+        transient gradients."""
+        return self.total + self.backward_transient
 
     @property
     def checkpointed(self) -> int:
-        """With every block checkpointed: the rest, the blocks' inputs and
-        one block recomputed at a time."""
+        """With every block checkpointed: the rest, the blocks' inputs, one
+        block recomputed at a time, plus the backward's transient
+        gradients."""
         if not self.blocks:
-            return self.total
+            return self.peak
         return (self.total - sum(self.blocks) + sum(self.block_inputs) +
-                max(self.blocks))
+                max(self.blocks) + self.backward_transient)
 
 
 def count_activations(model: nn.Module, forward: Callable[[nn.Module], None],
@@ -147,7 +162,8 @@ def count_activations(model: nn.Module, forward: Callable[[nn.Module], None],
         if owner[key] is not None:
             per_block[owner[key]] += nbytes
     return Activations(total=sum(seen.values()), blocks=per_block,
-                       block_inputs=block_inputs)
+                       block_inputs=block_inputs,
+                       largest=max(seen.values(), default=0))
 
 
 @dataclass
@@ -202,7 +218,7 @@ def plan(counts: ModelCounts, activations_bf16: Activations, gpus: int,
     rows = []
     for ckpt in (False, True):
         act = activations_bf16.checkpointed if ckpt else \
-            activations_bf16.total
+            activations_bf16.peak
         rows.append(PlanRow('DDP', ckpt, 4 * p, 8 * t, 8 * t, 2 * p, act))
         sharded = counts.params - counts.frozen_root
         rows.append(PlanRow('FSDP', ckpt,
@@ -221,5 +237,5 @@ def single_process_fp32(counts: ModelCounts, activations_fp32: Activations,
     process (the CPU measurement's setting): gradients, AdamW states and
     activations."""
     act = activations_fp32.checkpointed if checkpointing else \
-        activations_fp32.total
+        activations_fp32.peak
     return 4 * counts.trainable + 8 * counts.trainable + act

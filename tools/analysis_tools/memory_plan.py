@@ -214,7 +214,7 @@ def main(argv=None):
                batch_per_gpu=batch, frames=frames, crop=shape.crop,
                params=counts.params, trainable=counts.trainable,
                largest_unit=counts.largest_unit,
-               activations_bf16=dict(plain=acts.total,
+               activations_bf16=dict(plain=acts.peak,
                                      checkpointed=acts.checkpointed),
                rows=[r.as_dict() for r in rows])
     print(f'Config: {args.config}')
@@ -258,7 +258,7 @@ def main(argv=None):
         for res in measure(args):
             ckpt = res['checkpointing']
             parts = dict(
-                activations=(acts32.checkpointed if ckpt else acts32.total,
+                activations=(acts32.checkpointed if ckpt else acts32.peak,
                              res['activations']),
                 total=(single_process_fp32(counts, acts32, ckpt) +
                        4 * counts.params,
