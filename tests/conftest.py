@@ -372,3 +372,25 @@ def write_video(path, w, h, frames, fourcc='mp4v', seed=0):
         writer.write(cv2.resize(np.roll(base, t, 1), (w, h)))
     writer.release()
     return path
+
+
+#: transformers beside our stack, for the tests that need it (install
+#: tests: `make test` puts it in .venv/transformers-<version> from the
+#: package registry once; without it, into a temporary folder). Put first
+#: on PYTHONPATH of fresh interpreters only.
+TRANSFORMERS_VERSION = '4.57.6'
+
+
+@pytest.fixture(scope='session')
+def transformers_dir(tmp_path_factory):
+    cached = osp.join(REPO_ROOT, '.venv',
+                      f'transformers-{TRANSFORMERS_VERSION}')
+    if osp.isfile(osp.join(cached, '.complete')):
+        return cached
+    target = str(tmp_path_factory.mktemp('transformers'))
+    res = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',
+                          '--target', target,
+                          f'transformers=={TRANSFORMERS_VERSION}'],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return target

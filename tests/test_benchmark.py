@@ -1,15 +1,17 @@
 """tools/analysis_tools/benchmark.py on tiny configs, and the optimised paths
 (bf16 cast, torch.compile, SDPA regrouping) against the plain ones."""
 import json
+import os
 import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO_ROOT, call_main
+from conftest import REPO_ROOT, call_main, run_python
 
 from stan_mmaction.models import StanCLIPBackbone
-from stan_mmaction.models.attention import fused_self_attention
+from stan_mmaction.models.attention import (fused_self_attention,
+                                            resolve_attention)
 
 # A recognizer (mean pooling) and a retriever (STAN): both forward paths of
 # the tool; each config costs ~3 fresh processes of memory probes.
@@ -106,3 +108,69 @@ def test_torch_compile_matches_eager():
         ref = model(x)
         out = torch.compile(model)(x)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_benchmark_times_every_path_at_the_model_shapes(tmp_path):
+    res = call_main('tools/analysis_tools/benchmark_attention.py', [
+        '--arch', 'tiny', '--batch', '1', '--frames', '3', '--size', '32',
+        '--dtypes', 'fp32', 'bf16', '--repeats', '1',
+        '--out-dir', str(tmp_path)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = json.loads((tmp_path / 'results.json').read_text())['rows']
+    # tiny: patch 8 -> a 4x4 grid, width 64 / head width 16 -> 4 heads
+    shapes = {r['site']: r['shape'] for r in rows}
+    assert shapes == {'frame': [3, 17, 4, 16], 'time': [16, 3, 4, 16]}
+    assert len(rows) == 2 * 2 * 2  # sites x dtypes x modes
+    for r in rows:
+        assert set(r['seconds']) == {'sdpa', 'matmul'}
+        assert r['fastest'] == min(r['seconds'], key=r['seconds'].get)
+        assert r['auto'] == resolve_attention(
+            'auto', 'cpu', {'fp32': torch.float32,
+                            'bf16': torch.bfloat16}[r['dtype']],
+            r['site'], r['mode'] == 'training')
+    table = (tmp_path / 'results.md').read_text()
+    assert '| frame | 3, 17, 4, 16 | fp32 | inference |' in table
+    assert table == res.stdout
+    bad = call_main('tools/analysis_tools/benchmark_attention.py', [
+        '--arch', 'tiny', '--size', '30', '--out-dir', str(tmp_path / 'x')])
+    assert bad.returncode != 0 and 'not a multiple of the patch size 8' \
+        in bad.stderr
+
+
+HF_CODE = '''
+import json, torch
+import stan_mmaction
+from stan_mmaction.models import StanCLIPBackbone
+from stan_mmaction.analysis.hf_reference import hf_reference_from, side_by_side
+torch.manual_seed(0)
+net = StanCLIPBackbone(arch='tiny', num_stan_layers=2).eval()
+for p in net.stan_branch.parameters():  # not the zero-init identity
+    p.data.normal_(0, 0.05)
+ref = hf_reference_from(net)
+attn = ref.clip.vision_model.encoder.layers[0].self_attn
+x = torch.randn(2, 3, 4, 32, 32)
+with torch.no_grad():
+    ours, theirs = net(x), ref(x)
+rows = side_by_side(net, x, ['fp32', 'bf16'], repeats=1)
+print(json.dumps(dict(
+    diff=(ours - theirs).abs().max().item(), scale=ours.abs().max().item(),
+    attn=type(attn).__name__, impl=ref.clip.config._attn_implementation,
+    shape=list(theirs.shape), rows=rows)))
+'''
+
+
+@pytest.mark.slow
+def test_hf_reference_is_the_same_model_on_transformers(transformers_dir):
+    """The side-by-side's other path: HF's CLIPVisionModel (eager) plus
+    the branch as the authors run it gives our backbone's embedding."""
+    res = run_python(HF_CODE, env_extra=dict(PYTHONPATH=os.pathsep.join(
+        [transformers_dir, REPO_ROOT])))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out['impl'] == 'eager' and out['attn'] == 'CLIPAttention'
+    assert out['shape'] == [2, 32]
+    assert out['scale'] > 0.1 and out['diff'] < 1e-5
+    assert [r['dtype'] for r in out['rows']] == ['fp32', 'bf16']
+    fp32, bf16 = out['rows']
+    assert fp32['max_abs_diff'] < 1e-5 and bf16['max_abs_diff'] < 0.1
+    assert fp32['speedup'] == pytest.approx(fp32['hf_s'] / fp32['ours_s'])

@@ -14,25 +14,12 @@ import sys
 
 import pytest
 from conftest import REPO_ROOT
+from conftest import TRANSFORMERS_VERSION as VERSION
 
 #: Processes, training runs or installs: left out of `make test-quick`.
 pytestmark = pytest.mark.slow
 
-VERSION = '4.57.6'
-CACHED = osp.join(REPO_ROOT, '.venv', f'transformers-{VERSION}')
 CFG = osp.join(REPO_ROOT, 'configs', 'demo', 'stan_tiny_synthetic.py')
-
-
-@pytest.fixture(scope='module')
-def transformers_dir(tmp_path_factory):
-    if osp.isfile(osp.join(CACHED, '.complete')):
-        return CACHED
-    target = str(tmp_path_factory.mktemp('transformers'))
-    res = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',
-                          '--target', target, f'transformers=={VERSION}'],
-                         capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stderr[-2000:]
-    return target
 
 
 def env_with(transformers_dir, **extra):

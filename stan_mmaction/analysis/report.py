@@ -106,6 +106,16 @@ def markdown(results: dict) -> str:
         for row in results['retrieval_eval']:
             lines.append(f"| {row['n']} | {row['seconds']:.2f} | "
                          f"{row['peak_extra_bytes'] / 2**20:.0f} |")
+    if results.get('hf_reference'):
+        lines += ['', '| model | batch | dtype | ours (s) | HF '
+                  'CLIPVisionModel path (s) | ours faster by | max abs '
+                  'diff |',
+                  '|---|---:|---|---:|---:|---:|---:|']
+        for row in results['hf_reference']:
+            lines.append(f"| {row['model']} | {row['batch']} | "
+                         f"{row['dtype']} | {row['ours_s']:.3f} | "
+                         f"{row['hf_s']:.3f} | {row['speedup']:.2f}x | "
+                         f"{row['max_abs_diff']:.1e} |")
     if results.get('data_loading'):
         lines += ['', '| video source | workers | clips/s |',
                   '|---|---:|---:|']

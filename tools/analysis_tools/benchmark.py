@@ -100,6 +100,11 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
                    else 'cpu')
     p.add_argument('--retrieval-sizes', type=int, nargs='*', default=[])
+    p.add_argument('--hf-reference', action='store_true',
+                   help='time each STAN-attn backbone against the same '
+                   'architecture on transformers\' CLIPVisionModel (eager '
+                   'attention, the authors\' path), in --dtypes; needs '
+                   'transformers')
     p.add_argument('--data-loading', action='store_true')
     p.add_argument('--data-samples', type=int, default=24)
     p.add_argument('--real-video', default=None,
@@ -188,7 +193,8 @@ def run_inference(cases: List[ModelCase], args, device: str,
 def run_training(cases: List[ModelCase], args, device: str,
                  results: dict) -> None:
     """Phase 2: the training step (with and without gradient
-    checkpointing) against inference of the same batch, in alternation."""
+    checkpointing) against inference of the same batch, in alternation,
+    after three warm-up runs of each."""
     tasks = {}
     for case in cases:
         tasks[(case.name, 'train')] = case.train_step(
@@ -198,7 +204,9 @@ def run_training(cases: List[ModelCase], args, device: str,
         if args.grad_checkpointing and case.has_grad_checkpointing:
             tasks[(case.name, 'ckpt')] = case.train_step(
                 args.train_batch, True, args.train_amp)
-    timing = measure_alternating(tasks, max(1, args.repeats // 2), 1, device)
+    # Three warm-up steps: the first steps of a CPU process still grow its
+    # heap to the training peak (9.6-13 s for STAN-attn B/16, then 9 s).
+    timing = measure_alternating(tasks, max(1, args.repeats // 2), 3, device)
     for case in cases:
         t = timing[(case.name, 'train')]
         entry = dict(model=case.name, batch=args.train_batch,
@@ -274,6 +282,29 @@ def run_retrieval_eval(args, results: dict, measured: List[dict]) -> None:
                    osp.join(args.out_dir, 'retrieval_eval.png'))
 
 
+def run_hf_reference(cases: List[ModelCase], args, results: dict) -> None:
+    """Phase 6: each STAN-attn backbone against the same architecture on
+    HuggingFace's CLIPVisionModel (``analysis.hf_reference``), per dtype,
+    in alternation, at the first batch size."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise SystemExit('--hf-reference needs transformers installed')
+    from stan_mmaction.analysis.hf_reference import side_by_side
+    rows = []
+    for case in cases:
+        backbone = getattr(case.model, 'backbone', None)
+        branch = getattr(backbone, 'stan_branch', None)
+        if branch is None or not hasattr(branch.layers[0].temporal, 'attn'):
+            continue
+        x = case.input(args.batch_sizes[0], case.frames)
+        for row in side_by_side(backbone, x, args.dtypes, args.repeats,
+                                args.warmup, args.device):
+            rows.append(dict(model=case.name, batch=args.batch_sizes[0],
+                             **row))
+    results['hf_reference'] = rows
+
+
 def write_outputs(results: dict, args, with_models: bool) -> str:
     atomic_write_text(osp.join(args.out_dir, 'results.json'),
                       json.dumps(results, indent=1))
@@ -306,6 +337,8 @@ def main(argv=None):
         run_profiles(cases, args)
     if args.retrieval_sizes:
         run_retrieval_eval(args, results, retrieval)
+    if args.hf_reference:
+        run_hf_reference(cases, args, results)
     if args.data_loading:
         results['data_loading'] = data_loading(
             [0, 1, 2], args.data_samples, args.real_video, args.out_dir)
