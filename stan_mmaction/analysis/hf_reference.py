@@ -137,8 +137,7 @@ def hf_reference_from(backbone: nn.Module) -> HFStanReference:
             raise ValueError('the HF reference is of STAN-attn')
         sp = layer.spatial
         enc = CLIPEncoderLayer(config)
-        sub = {f'{k}': t.detach() for k, t in sp.state_dict().items()
-               if not k.startswith(('ls_', 'drop_path'))}
+        sub = {k: t.detach() for k, t in sp.state_dict().items()}
         hf_layer = {}
         _openai_block_to_hf(sub, '', hf_layer, '')
         enc.load_state_dict(hf_layer)

@@ -25,6 +25,17 @@ from open_clip.transformer import QuickGELU
 QUICK_GELU_ALPHA = 1.702
 
 
+def _pre_activation(x, w1, b1):
+    """``a * (x W1^T + b1)``: the scaling in the GEMM."""
+    a = QUICK_GELU_ALPHA
+    return torch.addmm(b1, x, w1.t(), beta=a, alpha=a)
+
+
+def _output(s, w2, b2):
+    """``s W2^T / a + b2``: the scaling in the GEMM."""
+    return torch.addmm(b2, s, w2.t(), alpha=1 / QUICK_GELU_ALPHA)
+
+
 class _QuickGELUMlpFunction(torch.autograd.Function):
     """``c_proj(QuickGELU(c_fc(x)))`` on ``(M, D)`` rows with its own
     backward: the scalings stay in the GEMMs (forward: addmm's alpha and
@@ -36,11 +47,9 @@ class _QuickGELUMlpFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2):
-        a = QUICK_GELU_ALPHA
-        h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a)
-        y = torch.addmm(b2, F.silu(h), w2.t(), alpha=1 / a)
+        h = _pre_activation(x, w1, b1)
         ctx.save_for_backward(x, w1, w2, h)
-        return y
+        return _output(F.silu(h), w2, b2)
 
     @staticmethod
     def backward(ctx, gy):
@@ -80,7 +89,7 @@ def quick_gelu_mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with one SiLU pass (see the module docstring)."""
     fc, proj = mlp.c_fc, mlp.c_proj
     if fc.bias is None or proj.bias is None:
-        return mlp[2](mlp[1](mlp[0](x)))
+        return nn.Sequential.forward(mlp, x)
     flat = x.reshape(-1, x.shape[-1])
     tensors = (flat, fc.weight, fc.bias, proj.weight, proj.bias)
     dtype = _autocast_dtype(x.device.type)
@@ -90,10 +99,9 @@ def quick_gelu_mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         out = _QuickGELUMlpFunction.apply(*tensors)
     else:  # inference: SiLU in place on the fresh pre-activation
-        a = QUICK_GELU_ALPHA
-        h = torch.addmm(tensors[2], flat, tensors[1].t(), beta=a, alpha=a)
-        out = torch.addmm(tensors[4], F.silu(h, inplace=True),
-                          tensors[3].t(), alpha=1 / a)
+        x2, w1, b1, w2, b2 = tensors
+        out = _output(F.silu(_pre_activation(x2, w1, b1), inplace=True),
+                      w2, b2)
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 

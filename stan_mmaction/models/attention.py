@@ -55,15 +55,21 @@ def device_kind(device_type: str) -> str:
     return _CPU_KIND if device_type == 'cpu' else device_type
 
 
+def check_attention_path(path: str) -> str:
+    """``path`` if it names a path (``'auto'``, ``'sdpa'``, ``'matmul'``),
+    else ValueError."""
+    if path != 'auto' and path not in ATTENTION_PATHS:
+        raise ValueError(f'attention path {path!r}; choose one of '
+                         f"{('auto',) + ATTENTION_PATHS}")
+    return path
+
+
 def resolve_attention(path: str, device_type: str, dtype: torch.dtype,
                       site: str, backward: bool = False) -> str:
     """The path ``path`` names (``'auto'``: from :data:`AUTO_PATHS`)."""
-    if path == 'auto':
+    if check_attention_path(path) == 'auto':
         return AUTO_PATHS.get((device_kind(device_type), dtype, site,
                                backward), 'sdpa')
-    if path not in ATTENTION_PATHS:
-        raise ValueError(f'attention path {path!r}; choose one of '
-                         f"{('auto',) + ATTENTION_PATHS}")
     return path
 
 
@@ -80,7 +86,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 def set_attention_path(module: torch.nn.Module, path: str) -> None:
     """Set the attention path (``'auto'``, ``'sdpa'``, ``'matmul'``) of
     every attention module in ``module``."""
-    resolve_attention(path, 'cpu', torch.float32, 'frame')  # checks it
+    check_attention_path(path)
     for m in module.modules():
         if hasattr(m, 'attention_path'):
             m.attention_path = path
@@ -175,7 +181,6 @@ def use_sdpa_forward(block: torch.nn.Module,
     elif not isinstance(block, SDPAResidualAttentionBlock):
         raise TypeError('expected an open_clip ResidualAttentionBlock, got '
                         f'{type(block).__name__}')
-    resolve_attention(path, 'cpu', torch.float32, 'frame')  # checks it
-    block.attention_path = path
+    block.attention_path = check_attention_path(path)
     use_fused_mlp(block.mlp)
     return block
