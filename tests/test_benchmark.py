@@ -3,6 +3,7 @@
 import json
 import os
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -135,6 +136,17 @@ def test_attention_benchmark_times_every_path_at_the_model_shapes(tmp_path):
         '--arch', 'tiny', '--size', '30', '--out-dir', str(tmp_path / 'x')])
     assert bad.returncode != 0 and 'not a multiple of the patch size 8' \
         in bad.stderr
+
+
+def test_hf_reference_without_transformers_fails_before_measuring(
+        tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'transformers', None)  # not installed
+    out = tmp_path / 'bench'
+    res = call_main('tools/analysis_tools/benchmark.py', [
+        *TINY, '--hf-reference', '--out-dir', str(out)])
+    assert res.returncode != 0
+    assert '--hf-reference needs transformers installed' in res.stderr
+    assert not out.exists()  # nothing measured, nothing written
 
 
 HF_CODE = '''

@@ -285,11 +285,8 @@ def run_retrieval_eval(args, results: dict, measured: List[dict]) -> None:
 def run_hf_reference(cases: List[ModelCase], args, results: dict) -> None:
     """Phase 6: each STAN-attn backbone against the same architecture on
     HuggingFace's CLIPVisionModel (``analysis.hf_reference``), per dtype,
-    in alternation, at the first batch size."""
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        raise SystemExit('--hf-reference needs transformers installed')
+    in alternation, at the first batch size (transformers checked in
+    ``main`` before any measurement)."""
     from stan_mmaction.analysis.hf_reference import side_by_side
     rows = []
     for case in cases:
@@ -319,10 +316,15 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    os.makedirs(args.out_dir, exist_ok=True)
     device = args.device
     if device == 'cpu' and 'fp16' in args.dtypes:
         raise SystemExit('fp16 is for GPUs; on CPU use --dtypes fp32 bf16')
+    if args.hf_reference:
+        try:  # before minutes of measurements, not after them
+            import transformers  # noqa: F401
+        except ImportError:
+            raise SystemExit('--hf-reference needs transformers installed')
+    os.makedirs(args.out_dir, exist_ok=True)
     results = dict(machine=machine(), args=vars(args), inference=[],
                    frames_sweep={}, training=[], ratios=[],
                    low_precision=[])
