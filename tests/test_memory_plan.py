@@ -6,6 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
+import torch.nn as nn
 from conftest import REPO_ROOT, call_main, tiny_recognizer
 
 from stan_mmaction.analysis.memory_plan import (Activations, ModelCounts,
@@ -40,6 +41,22 @@ def test_meta_count_equals_the_cpu_saved_tensors():
     half = count_activations(tiny_recognizer(),
                              _forward('meta', torch.bfloat16), torch.bfloat16)
     assert 0.45 * meta.total < half.total < 0.6 * meta.total
+
+
+def test_count_is_what_the_loss_graph_holds():
+    """Tensors saved by a part of the graph nothing depends on are freed
+    during the forward and don't count (neither does a new tensor that
+    takes a freed storage's place: the count once depended on the
+    allocator and differed between CPUs)."""
+    layer = nn.Linear(8, 2)
+
+    def forward(m):
+        for _ in range(3):  # dropped: each saves its 1000 x 8 input
+            m(torch.randn(1000, 8) * 2)
+        return m(torch.randn(4, 8) * 2).sum()  # saves its 4 x 8 input
+
+    acts = count_activations(layer, forward, device='cpu')
+    assert acts.total == acts.largest == 4 * 8 * 4
 
 
 def test_checkpointed_activations_and_model_counts():

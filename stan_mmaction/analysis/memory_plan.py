@@ -32,6 +32,7 @@ context and the allocator's fragmentation; the plan says a setting fits
 when its total is at most 90% of the GPU's memory.
 """
 import contextlib
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
 
@@ -101,7 +102,8 @@ class Activations:
                 max(self.blocks) + self.backward_transient)
 
 
-def count_activations(model: nn.Module, forward: Callable[[nn.Module], None],
+def count_activations(model: nn.Module,
+                      forward: Callable[[nn.Module], torch.Tensor],
                       dtype: torch.dtype = torch.float32,
                       device: str = 'meta') -> Activations:
     """Run ``forward(model)`` once in training mode (no checkpointing) and
@@ -109,7 +111,10 @@ def count_activations(model: nn.Module, forward: Callable[[nn.Module], None],
     parameters excluded, attributed to the CLIP block or STAN layer running
     when saved. ``model`` is moved to ``device`` (``meta``: no compute, no
     memory; use a copy you can spare) and cast to ``dtype``; ``forward``
-    makes its inputs on that device."""
+    makes its inputs on that device and returns the loss: what its graph
+    holds when it returns is what counts (tensors saved by parts of the
+    graph already dropped don't; counting those, and storage addresses
+    reused after them, made the count depend on the allocator)."""
     from ..engine.sharding import BLOCK_TYPES
     model = model.to(device=device, dtype=dtype)
     model.train()
@@ -142,28 +147,58 @@ def count_activations(model: nn.Module, forward: Callable[[nn.Module], None],
         handles.append(m.register_forward_pre_hook(pre))
         handles.append(m.register_forward_hook(post))
 
+    class _Saved:
+        """What autograd keeps for one saved tensor. While it lives, its
+        storage cannot be freed, so a storage key can't be taken by a new
+        tensor; when autograd drops it (a part of the graph nothing
+        depends on), the storage stops counting."""
+        __slots__ = ('tensor', '__weakref__')
+
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+    holders: Dict[int, int] = {}  # storage key -> live _Saved objects
+
+    def release(key):
+        holders[key] -= 1
+        if not holders[key]:
+            del holders[key], seen[key], owner[key]
+
     def pack(tensor):
         storage = tensor.untyped_storage()
         key = storage._cdata
-        if key not in params and key not in seen:
+        if key in params:
+            return tensor
+        if key not in seen:
             seen[key] = storage.nbytes()
             owner[key] = stack[-1] if stack else None
-        return tensor
+        holders[key] = holders.get(key, 0) + 1
+        saved = _Saved(tensor)
+        weakref.finalize(saved, release, key)
+        return saved
+
+    def unpack(saved):
+        return saved.tensor if isinstance(saved, _Saved) else saved
 
     try:
         with _fused_attention_on_meta(), \
-                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            forward(model)
+                torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            loss = forward(model)
+        # what the graph hanging from the loss holds when the backward
+        # would start
+        alive = {key: (nbytes, owner[key]) for key, nbytes in seen.items()}
+        del loss
     finally:
         for handle in handles:
             handle.remove()
     per_block = [0] * len(blocks)
-    for key, nbytes in seen.items():
-        if owner[key] is not None:
-            per_block[owner[key]] += nbytes
-    return Activations(total=sum(seen.values()), blocks=per_block,
+    for nbytes, block in alive.values():
+        if block is not None:
+            per_block[block] += nbytes
+    sizes = [nbytes for nbytes, _ in alive.values()]
+    return Activations(total=sum(sizes), blocks=per_block,
                        block_inputs=block_inputs,
-                       largest=max(seen.values(), default=0))
+                       largest=max(sizes, default=0))
 
 
 @dataclass
