@@ -1,8 +1,11 @@
+import atexit
 import contextlib
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -12,10 +15,24 @@ from stan_mmaction.models import build_clip
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+
+def _own_folder(variable: str, prefix: str, name: str = '') -> None:
+    """Point ``variable`` at a new folder of this run's (removed when the
+    run ends), unless the caller set it."""
+    if variable not in os.environ:
+        folder = tempfile.mkdtemp(prefix=prefix)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ[variable] = osp.join(folder, name) if name else folder
+
+
+# torch.compile's caches (compiled kernels, FX graphs): not the user's
+# /tmp/torchinductor_<user>, so the suite doesn't load what runs of other
+# code left there (a stale one once made a compiled block corrupt the heap
+# on a developer's machine; a fresh one was fine).
+_own_folder('TORCHINDUCTOR_CACHE_DIR', 'stan_inductor_')
 # Search indexes are signed with a per-user key (~/.cache by default): the
 # tests (and the tools they start) use one of their own.
-os.environ.setdefault('STAN_MMACTION_INDEX_KEY', osp.join(
-    __import__('tempfile').mkdtemp(prefix='stan_index_key_'), 'index_key'))
+_own_folder('STAN_MMACTION_INDEX_KEY', 'stan_index_key_', 'index_key')
 
 
 def subprocess_env(env_extra: dict = None) -> dict:
