@@ -172,6 +172,40 @@ def test_grad_checkpointing_same_output_and_grads(temporal):
         torch.testing.assert_close(p.grad, grads_b[name].grad, msg=name)
 
 
+@pytest.mark.parametrize('temporal', ['attn', 'conv'])
+def test_last_layer_computes_the_cls_only(temporal):
+    """The branch's last layer computes only what is read (the CLS): same
+    output and gradients as computing every token, and its MLP sees the
+    CLS rows alone."""
+    torch.manual_seed(0)
+    model = make(temporal=temporal, drop_path_rate=0.0).train()
+    randomize_temporal(model)
+    layers = model.stan_branch.layers
+    rows = []
+    hooks = [layer.spatial.mlp.register_forward_hook(
+        lambda m, args, out: rows.append(args[0].shape[:-1]))
+        for layer in layers]
+    x = video()
+    out = model(x)
+    for h in hooks:
+        h.remove()
+    b, t, p = x.shape[0], T, 16  # tiny: 32 px / patch 8 -> 4 x 4
+    # every layer: its CLS, then (all but the last) its patches
+    assert rows == [(b,), (b, t, p)] * (len(layers) - 1) + [(b,)]
+    full = copy.deepcopy(model)
+    last = full.stan_branch.layers[-1]
+    last.forward = lambda c, pt, g, cls_only=False: type(last).forward(
+        last, c, pt, g, False)
+    ref = full(x)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    grads = dict(full.named_parameters())
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, atol=1e-6,
+                                   rtol=1e-4, msg=name)
+
+
 # --- time --------------------------------------------------------------------
 @pytest.mark.parametrize('temporal', ['attn', 'conv'])
 def test_reversing_frames_changes_stan_not_meanp(tiny_clip_file, temporal):

@@ -53,6 +53,33 @@ def test_attention_paths_give_the_reference(path, shape):
 
 
 @pytest.mark.parametrize('path', ['sdpa', 'matmul'])
+def test_attention_of_the_first_queries_only(path):
+    """``num_queries=n``: the first n rows of full self-attention, and
+    their gradients, with the other tokens still giving keys and values."""
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(32, 4, batch_first=True)
+    args = (mha.in_proj_weight, mha.in_proj_bias, mha.out_proj, 4, path)
+    x = torch.randn(2, 3, 10, 32, requires_grad=True)
+    full = fused_self_attention(x, *args)[..., :2, :]
+    full.square().sum().backward()
+    want = [x.grad.clone(), mha.in_proj_weight.grad.clone(),
+            mha.in_proj_bias.grad.clone()]
+    x.grad = mha.in_proj_weight.grad = mha.in_proj_bias.grad = None
+    out = fused_self_attention(x, *args, num_queries=2)
+    assert out.shape == (2, 3, 2, 32)
+    torch.testing.assert_close(out, full, atol=1e-5, rtol=1e-5)
+    out.square().sum().backward()
+    got = [x.grad, mha.in_proj_weight.grad, mha.in_proj_bias.grad]
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+    # the other tokens matter (keys and values), not only the first two
+    y = x.detach().clone()
+    y[..., 5:, :] += 1
+    assert not torch.allclose(fused_self_attention(y, *args, num_queries=2),
+                              out.detach())
+
+
+@pytest.mark.parametrize('path', ['sdpa', 'matmul'])
 def test_attention_paths_give_the_same_gradients(path):
     torch.manual_seed(0)
     mha = nn.MultiheadAttention(32, 4, batch_first=True)

@@ -96,7 +96,8 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
                          in_proj_bias: torch.Tensor,
                          out_proj: torch.nn.Linear,
                          num_heads: int, path: str = 'auto',
-                         site: str = 'frame') -> torch.Tensor:
+                         site: str = 'frame',
+                         num_queries: Optional[int] = None) -> torch.Tensor:
     """Self-attention over the second-to-last axis of ``x``.
 
     Same arithmetic as ``nn.MultiheadAttention`` (fused ``in_proj`` of shape
@@ -111,12 +112,28 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
         num_heads (int): number of heads; ``D % num_heads == 0``.
         path (str): ``'auto'``, ``'sdpa'`` or ``'matmul'``.
         site (str): ``'frame'`` or ``'time'`` (for ``'auto'``).
+        num_queries (int, optional): only the first ``num_queries`` tokens'
+            outputs are wanted: they alone are projected to queries and
+            through ``out_proj`` (all ``L`` tokens still give keys and
+            values). Default: all.
 
     Returns:
-        Tensor: ``(..., L, D)``.
+        Tensor: ``(..., L, D)``, or ``(..., num_queries, D)``.
     """
     *batch, length, dim = x.shape
     head_dim = dim // num_heads
+    if num_queries is not None:
+        q = F.linear(x[..., :num_queries, :], in_proj_weight[:dim],
+                     in_proj_bias[:dim])
+        q = q.reshape(-1, num_queries, num_heads, head_dim).transpose(1, 2)
+        kv = F.linear(x, in_proj_weight[dim:], in_proj_bias[dim:])
+        kv = kv.reshape(-1, length, 2, num_heads, head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        backward = q.requires_grad and torch.is_grad_enabled()
+        out = attend(q, k, v, resolve_attention(path, q.device.type, q.dtype,
+                                                site, backward))
+        out = out.transpose(1, 2).reshape(*batch, num_queries, dim)
+        return out_proj(out)
     # F.linear writes a fresh contiguous (..., L, 3D) tensor even from a
     # strided view of x (the temporal module's time-major regrouping), so
     # folding the leading axes into one is free. The paths then get 4-D

@@ -31,6 +31,11 @@ class STANSpatialBlock(nn.Module):
     the branch CLS copied to every frame; the T CLS outputs of attention are
     averaged into one before the residual. The MLP runs on all tokens.
 
+    With ``cls_only=True`` (the branch's last layer, whose patch tokens
+    nothing reads) only the CLS is computed: the patches give keys and
+    values, but no queries, no attention outputs, no MLP; the CLS is the
+    same as with all tokens. It returns ``(cls, None)``.
+
     Args:
         clip_block (nn.Module): an open_clip ``ResidualAttentionBlock``.
         drop_path (float): DropPath rate of both residuals.
@@ -46,18 +51,21 @@ class STANSpatialBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else \
             nn.Identity()
 
-    def forward(self, cls: torch.Tensor, patches: torch.Tensor):
+    def forward(self, cls: torch.Tensor, patches: torch.Tensor,
+                cls_only: bool = False):
         b, t, p, d = patches.shape
         tokens = torch.cat([cls[:, None, None].expand(b, t, 1, d), patches],
                            dim=2)  # (B, T, 1+P, D)
         attn = fused_self_attention(
             self.ln_1(tokens), self.attn.in_proj_weight,
             self.attn.in_proj_bias, self.attn.out_proj, self.num_heads,
-            self.attention_path)
+            self.attention_path, num_queries=1 if cls_only else None)
         attn = self.ls_1(attn)
         cls = cls + self.drop_path(attn[:, :, 0].mean(dim=1))
-        patches = patches + self.drop_path(attn[:, :, 1:])
         cls = cls + self.drop_path(self.ls_2(self.mlp(self.ln_2(cls))))
+        if cls_only:
+            return cls, None
+        patches = patches + self.drop_path(attn[:, :, 1:])
         patches = patches + self.drop_path(
             self.ls_2(self.mlp(self.ln_2(patches))))
         return cls, patches
@@ -71,9 +79,9 @@ class STANLayer(nn.Module):
         self.temporal = temporal
         self.spatial = spatial
 
-    def forward(self, cls, patches, grid: tuple):
+    def forward(self, cls, patches, grid: tuple, cls_only: bool = False):
         patches = self.temporal(patches, grid)
-        return self.spatial(cls, patches)
+        return self.spatial(cls, patches, cls_only)
 
 
 class STANBranch(nn.Module):
@@ -155,13 +163,16 @@ class STANBranch(nn.Module):
         patches = patches + pos_embed[1:] + \
             self.temporal_embed(num_frames)[:, None].to(patches.dtype)
         cls = (cls + class_embedding.to(cls.dtype) + pos_embed[0]) / 2
+        last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
             if k > 0:
                 clip_cls, clip_patches = split(hidden[k])
                 cls, patches = cls + clip_cls, patches + clip_patches
+            # the last layer's patch tokens are read by nothing: it computes
+            # the CLS only (the same CLS; the authors' code computes all)
             if self.grad_checkpointing and self.training:
                 cls, patches = checkpoint(layer, cls, patches, grid,
-                                          use_reentrant=False)
+                                          k == last, use_reentrant=False)
             else:
-                cls, patches = layer(cls, patches, grid)
+                cls, patches = layer(cls, patches, grid, k == last)
         return cls
