@@ -7,14 +7,6 @@ import subprocess
 import sys
 import tempfile
 
-import pytest
-import torch
-
-import stan_mmaction  # noqa: F401  (applies compat, registers modules)
-from stan_mmaction.models import build_clip
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
 
 def _own_folder(variable: str, prefix: str, name: str = '') -> None:
     """Point ``variable`` at a new folder of this run's (removed when the
@@ -25,14 +17,25 @@ def _own_folder(variable: str, prefix: str, name: str = '') -> None:
         os.environ[variable] = osp.join(folder, name) if name else folder
 
 
-# torch.compile's caches (compiled kernels, FX graphs): not the user's
-# /tmp/torchinductor_<user>, so the suite doesn't load what runs of other
-# code left there (a stale one once made a compiled block corrupt the heap
-# on a developer's machine; a fresh one was fine).
+# torch.compile's caches (compiled kernels, FX graphs) in a folder of this
+# run's, not the machine's /tmp/torchinductor_<user>: torch's cache is not
+# keyed on ATEN_CPU_CAPABILITY, and kernels cached by a run with AVX2
+# forced (an emulation some benchmarks use) made later compiled runs on
+# the same machine crash (heap corruption) or return NaN. Set before torch
+# is imported: importing stan_mmaction makes inductor fill the variable in
+# with its default.
 _own_folder('TORCHINDUCTOR_CACHE_DIR', 'stan_inductor_')
 # Search indexes are signed with a per-user key (~/.cache by default): the
 # tests (and the tools they start) use one of their own.
 _own_folder('STAN_MMACTION_INDEX_KEY', 'stan_index_key_', 'index_key')
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import stan_mmaction  # noqa: E402,F401  (applies compat, registers modules)
+from stan_mmaction.models import build_clip  # noqa: E402
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def subprocess_env(env_extra: dict = None) -> dict:
