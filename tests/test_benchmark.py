@@ -186,3 +186,32 @@ def test_hf_reference_is_the_same_model_on_transformers(transformers_dir):
     fp32, bf16 = out['rows']
     assert fp32['max_abs_diff'] < 1e-5 and bf16['max_abs_diff'] < 0.1
     assert fp32['speedup'] == pytest.approx(fp32['hf_s'] / fp32['ours_s'])
+
+
+def test_training_step_uses_the_configs_optimizer(monkeypatch):
+    """The benchmark's training step steps the optimizer the config trains
+    with (``optim_wrapper.optimizer``), and the weights move."""
+    from mmengine.config import Config
+
+    from stan_mmaction.analysis import cases
+    case = cases.ModelCase(TINY[1])
+    want = Config.fromfile(TINY[1]).optim_wrapper.optimizer
+    assert case.optimizer_cfg == want
+    built = []
+
+    def build(cfg, params):
+        built.append(real(cfg, params))
+        return built[-1]
+
+    real = cases.build_optimizer
+    monkeypatch.setattr(cases, 'build_optimizer', build)
+    trainable = [p for p in case.model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in trainable]
+    case.train_step(2, checkpointing=False)()
+    (optim, ) = built
+    assert type(optim) is torch.optim.AdamW
+    group = optim.param_groups[0]
+    for key in ('lr', 'betas', 'eps', 'weight_decay', 'fused'):
+        assert group[key] == want.get(key, group[key]), key
+    assert sum(len(g['params']) for g in optim.param_groups) == len(trainable)
+    assert any(not torch.equal(a, p) for a, p in zip(before, trainable))

@@ -42,6 +42,11 @@ class ModelCase:
         inferencer = StanInferencer(config, device=device,
                                     random_weights=True)
         self.model, self.shape = inferencer.model, inferencer.shape
+        # the optimizer the config trains with (its parameter groups left
+        # out: they change the arithmetic of a step by nothing)
+        wrapper = inferencer.cfg.get('optim_wrapper') or {}
+        self.optimizer_cfg = copy.deepcopy(wrapper.get('optimizer')) or \
+            dict(type='AdamW', lr=1e-6)
         self.frames = self.shape.frames
         self.device = device
         self.params = sum(p.numel() for p in self.model.parameters())
@@ -94,9 +99,10 @@ class ModelCase:
 
     def train_step(self, batch: int, checkpointing: bool,
                    amp: Optional[str] = None):
-        """One training step (forward, backward, AdamW) on ``batch`` clips,
-        on a CPU with freed memory kept for reuse as ``StanRunner`` sets it
-        (``utils.system.keep_freed_memory``);
+        """One training step (forward, backward, the config's optimizer:
+        ``optim_wrapper.optimizer``, AdamW if it has none) on ``batch``
+        clips, on a CPU with freed memory kept for reuse as ``StanRunner``
+        sets it (``utils.system.keep_freed_memory``);
         ``amp`` (``'bf16'``/``'fp16'``): the forward and loss under
         ``torch.autocast`` in that dtype, as ``AmpOptimWrapper`` trains
         (timing only: no loss scaling)."""
@@ -107,8 +113,9 @@ class ModelCase:
         if checkpointing and not self.has_grad_checkpointing:
             raise RuntimeError(f'{self.name}: no set_grad_checkpointing')
         x = self.input(batch, self.frames)
-        optim = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=1e-6)
+        optim = build_optimizer(
+            self.optimizer_cfg,
+            [p for p in model.parameters() if p.requires_grad])
         fwd = video_forward(model)
         device_type = torch.device(self.device).type
 
@@ -131,6 +138,13 @@ class ModelCase:
             if self.has_grad_checkpointing:
                 self._set_grad_checkpointing(False)
         return run
+
+
+def build_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
+    """``cfg`` (an MMEngine optimizer config: ``type`` and its arguments)
+    over ``params``, from MMEngine's ``OPTIMIZERS`` registry."""
+    from mmengine.registry import OPTIMIZERS
+    return OPTIMIZERS.build(dict(cfg, params=params))
 
 
 def embedding_cosine(case: ModelCase, dtype: str, batch: int = 1) -> float:
