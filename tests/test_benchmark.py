@@ -149,6 +149,21 @@ def test_hf_reference_without_transformers_fails_before_measuring(
     assert not out.exists()  # nothing measured, nothing written
 
 
+@pytest.mark.parametrize('kwargs', [dict(temporal='conv'),
+                                    dict(num_stan_layers=0)],
+                         ids=['stan-conv', 'mean-pooling'])
+def test_hf_reference_is_of_stan_attn_only(kwargs):
+    """Other backbones are refused by name (before transformers is
+    needed), and the benchmark's side-by-side leaves them out."""
+    from stan_mmaction.analysis.hf_reference import (hf_reference_from,
+                                                     is_stan_attn)
+    net = StanCLIPBackbone(arch='tiny', **kwargs)
+    assert not is_stan_attn(net)
+    assert is_stan_attn(StanCLIPBackbone(arch='tiny'))
+    with pytest.raises(ValueError, match='the HF reference is of STAN-attn'):
+        hf_reference_from(net)
+
+
 HF_CODE = '''
 import json, torch
 import stan_mmaction

@@ -96,10 +96,22 @@ class HFStanReference(nn.Module):
         return (x @ self.proj).mean(1)
 
 
+def is_stan_attn(backbone: nn.Module) -> bool:
+    """Whether ``backbone`` has a STAN branch whose temporal modules are
+    attention (STAN-attn: what the HF reference is written for)."""
+    branch = getattr(backbone, 'stan_branch', None)
+    return branch is not None and all(
+        hasattr(layer.temporal, 'attn') for layer in branch.layers)
+
+
 def hf_reference_from(backbone: nn.Module) -> HFStanReference:
     """An :class:`HFStanReference` with ``backbone``'s weights (a
     ``StanCLIPBackbone`` with the attention temporal module, ``out='proj'``,
-    positional embedding at its trained grid)."""
+    positional embedding at its trained grid); ValueError for any other
+    backbone."""
+    if not is_stan_attn(backbone):
+        raise ValueError('the HF reference is of STAN-attn (a STAN branch '
+                         'with the attention temporal module)')
     from transformers import CLIPVisionConfig, CLIPVisionModel
     from transformers.models.clip.modeling_clip import CLIPEncoderLayer
     v = backbone.visual
@@ -132,9 +144,7 @@ def hf_reference_from(backbone: nn.Module) -> HFStanReference:
                            f'{unexpected}')
     branch = backbone.stan_branch
     spatial, temporal, fcs, norms = (nn.ModuleList() for _ in range(4))
-    for i, layer in enumerate(branch.layers):
-        if not hasattr(layer.temporal, 'attn'):
-            raise ValueError('the HF reference is of STAN-attn')
+    for layer in branch.layers:
         sp = layer.spatial
         enc = CLIPEncoderLayer(config)
         sub = {k: t.detach() for k, t in sp.state_dict().items()}

@@ -34,7 +34,7 @@ when its total is at most 90% of the GPU's memory.
 import contextlib
 import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -122,8 +122,8 @@ def count_activations(model: nn.Module,
         if hasattr(module, 'set_grad_checkpointing'):
             module.set_grad_checkpointing(False)
     params = {p.untyped_storage()._cdata for p in model.parameters()}
-    seen: Dict[int, int] = {}
-    owner: Dict[int, Optional[int]] = {}
+    # storage key -> (bytes, index of the block running when it was saved)
+    seen: Dict[int, Tuple[int, Optional[int]]] = {}
     stack: List[int] = []
     block_inputs: List[int] = []
     # what grad_checkpointing recomputes: CLIP blocks and STAN layers (the
@@ -162,7 +162,7 @@ def count_activations(model: nn.Module,
     def release(key):
         holders[key] -= 1
         if not holders[key]:
-            del holders[key], seen[key], owner[key]
+            del holders[key], seen[key]
 
     def pack(tensor):
         storage = tensor.untyped_storage()
@@ -170,8 +170,7 @@ def count_activations(model: nn.Module,
         if key in params:
             return tensor
         if key not in seen:
-            seen[key] = storage.nbytes()
-            owner[key] = stack[-1] if stack else None
+            seen[key] = (storage.nbytes(), stack[-1] if stack else None)
         holders[key] = holders.get(key, 0) + 1
         saved = _Saved(tensor)
         weakref.finalize(saved, release, key)
@@ -186,16 +185,16 @@ def count_activations(model: nn.Module,
             loss = forward(model)
         # what the graph hanging from the loss holds when the backward
         # would start
-        alive = {key: (nbytes, owner[key]) for key, nbytes in seen.items()}
+        alive = list(seen.values())
         del loss
     finally:
         for handle in handles:
             handle.remove()
     per_block = [0] * len(blocks)
-    for nbytes, block in alive.values():
+    for nbytes, block in alive:
         if block is not None:
             per_block[block] += nbytes
-    sizes = [nbytes for nbytes, _ in alive.values()]
+    sizes = [nbytes for nbytes, _ in alive]
     return Activations(total=sum(sizes), blocks=per_block,
                        block_inputs=block_inputs,
                        largest=max(sizes, default=0))

@@ -122,32 +122,28 @@ def fused_self_attention(x: torch.Tensor, in_proj_weight: torch.Tensor,
     """
     *batch, length, dim = x.shape
     head_dim = dim // num_heads
-    if num_queries is not None:
-        q = F.linear(x[..., :num_queries, :], in_proj_weight[:dim],
-                     in_proj_bias[:dim])
-        q = q.reshape(-1, num_queries, num_heads, head_dim).transpose(1, 2)
-        kv = F.linear(x, in_proj_weight[dim:], in_proj_bias[dim:])
-        kv = kv.reshape(-1, length, 2, num_heads, head_dim)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
-        backward = q.requires_grad and torch.is_grad_enabled()
-        out = attend(q, k, v, resolve_attention(path, q.device.type, q.dtype,
-                                                site, backward))
-        out = out.transpose(1, 2).reshape(*batch, num_queries, dim)
-        return out_proj(out)
     # F.linear writes a fresh contiguous (..., L, 3D) tensor even from a
     # strided view of x (the temporal module's time-major regrouping), so
     # folding the leading axes into one is free. The paths then get 4-D
     # (N, H, L, hd) views: on CPU only 4-D inputs reach SDPA's fused
     # (flash) kernel; 5-D ones fell back to the unfused math path (25-35%
     # slower for the branch's shapes, measured with ViT-B sizes).
-    qkv = F.linear(x, in_proj_weight, in_proj_bias)
-    qkv = qkv.reshape(-1, length, 3, num_heads, head_dim)
-    qkv = qkv.permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)
+    if num_queries is None:
+        num_queries = length
+        qkv = F.linear(x, in_proj_weight, in_proj_bias)
+        qkv = qkv.reshape(-1, length, 3, num_heads, head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    else:  # queries of the first tokens only; keys and values of all
+        q = F.linear(x[..., :num_queries, :], in_proj_weight[:dim],
+                     in_proj_bias[:dim])
+        q = q.reshape(-1, num_queries, num_heads, head_dim).transpose(1, 2)
+        kv = F.linear(x, in_proj_weight[dim:], in_proj_bias[dim:])
+        kv = kv.reshape(-1, length, 2, num_heads, head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
     backward = q.requires_grad and torch.is_grad_enabled()
     out = attend(q, k, v, resolve_attention(path, q.device.type, q.dtype,
                                             site, backward))
-    out = out.transpose(1, 2).reshape(*batch, length, dim)
+    out = out.transpose(1, 2).reshape(*batch, num_queries, dim)
     return out_proj(out)
 
 

@@ -287,12 +287,11 @@ def run_hf_reference(cases: List[ModelCase], args, results: dict) -> None:
     HuggingFace's CLIPVisionModel (``analysis.hf_reference``), per dtype,
     in alternation, at the first batch size (transformers checked in
     ``main`` before any measurement)."""
-    from stan_mmaction.analysis.hf_reference import side_by_side
+    from stan_mmaction.analysis.hf_reference import is_stan_attn, side_by_side
     rows = []
     for case in cases:
         backbone = getattr(case.model, 'backbone', None)
-        branch = getattr(backbone, 'stan_branch', None)
-        if branch is None or not hasattr(branch.layers[0].temporal, 'attn'):
+        if not is_stan_attn(backbone):
             continue
         x = case.input(args.batch_sizes[0], case.frames)
         for row in side_by_side(backbone, x, args.dtypes, args.repeats,
