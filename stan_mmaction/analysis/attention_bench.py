@@ -13,6 +13,7 @@ import torch
 from ..models.attention import ATTENTION_PATHS, attend, resolve_attention
 from .cases import DTYPES
 from .profiling import measure_alternating
+from .report import md_table
 
 
 def site_shapes(batch: int, frames: int, patches: int, heads: int,
@@ -74,15 +75,11 @@ def measure(shapes: Dict[str, tuple], dtypes: Sequence[str], repeats: int,
 def markdown(rows: List[dict], machine_line: str) -> str:
     """The table of :func:`measure`'s rows."""
     paths = list(ATTENTION_PATHS)
-    lines = [machine_line, '',
-             '| site | N, L, heads, head dim | dtype | mode | ' +
-             ' | '.join(f'{p} (ms)' for p in paths) +
-             ' | fastest | auto picks |',
-             '|---|---|---|---|' + '---:|' * len(paths) + '---|---|']
-    for r in rows:
-        lines.append(
-            f"| {r['site']} | {', '.join(map(str, r['shape']))} | "
-            f"{r['dtype']} | {r['mode']} | " +
-            ' | '.join(f"{1e3 * r['seconds'][p]:.2f}" for p in paths) +
-            f" | {r['fastest']} | {r['auto']} |")
+    lines = [machine_line] + md_table(
+        'site | N, L, heads, head dim | dtype | mode | ' +
+        ' | '.join(f'{p} (ms)' for p in paths) + ' | fastest | auto picks',
+        '---|---|---|---|' + '---:|' * len(paths) + '---|---',
+        ([r['site'], ', '.join(map(str, r['shape'])), r['dtype'], r['mode'],
+          *(f"{1e3 * r['seconds'][p]:.2f}" for p in paths), r['fastest'],
+          r['auto']] for r in rows))
     return '\n'.join(lines) + '\n'

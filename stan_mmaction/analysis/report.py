@@ -52,74 +52,78 @@ def machine_line(m: dict) -> str:
             (f", GPU {m['gpu']}" if 'gpu' in m else ''))
 
 
+def md_table(columns: str, align: str, rows) -> List[str]:
+    """A markdown table after a blank line: ``columns`` and ``align``
+    (``'|'``-separated header cells and their ``---``/``---:`` marks),
+    then one line per row of cells."""
+    return ['', f'| {columns} |', f'|{align}|'] + [
+        '| ' + ' | '.join(map(str, cells)) + ' |' for cells in rows]
+
+
+def _training_cells(row: dict) -> list:
+    ck = row.get('ckpt_seconds')
+    amp = f" (amp {row['amp']})" if row.get('amp') else ''
+    cells = [f"{row['model']}{amp}", row['batch'], f"{row['seconds']:.2f}",
+             f"{row['x_inference']:.2f}", f"{row['peak_bytes'] / 2**20:.0f}"]
+    if not ck:
+        return cells + ['-'] * 4
+    cut = 100 * (1 - row['ckpt_peak_bytes'] / row['peak_bytes'])
+    return cells + [f'{ck:.2f}', f"{row['ckpt_peak_bytes'] / 2**20:.0f}",
+                    f'{cut:.0f}%', f"{ck / row['seconds']:.2f}"]
+
+
 def markdown(results: dict) -> str:
     lines = [machine_line(results['machine']), '']
     rates = results['matmul']
     lines.append('Matmul rate: ' + ', '.join(
         f'{k} {v["gflops_per_s"]:.0f} GFLOP/s' for k, v in rates.items()))
-    lines += ['', '| model | params (M) | GFLOPs | batch | dtype | time (s) '
-              '| clips/s | GFLOP/s | % of fp32 matmul | peak mem (MiB) |',
-              '|---|---:|---:|---:|---|---:|---:|---:|---:|---:|']
     fp32_rate = rates['fp32']['gflops_per_s']
-    for row in results['inference']:
-        lines.append(
-            f"| {row['model']} | {row['params'] / 1e6:.2f} | "
-            f"{row['gflops']:.1f} | {row['batch']} | {row['dtype']}"
-            f"{' compiled' if row.get('compiled') else ''} | "
-            f"{row['seconds']:.3f} | {row['clips_per_s']:.2f} | "
-            f"{row['gflops_per_s']:.0f} | "
-            f"{100 * row['gflops_per_s'] / fp32_rate:.0f}% | "
-            f"{row['peak_bytes'] / 2**20:.0f} |")
+    lines += md_table(
+        'model | params (M) | GFLOPs | batch | dtype | time (s) | clips/s | '
+        'GFLOP/s | % of fp32 matmul | peak mem (MiB)',
+        '---|---:|---:|---:|---|---:|---:|---:|---:|---:',
+        ([r['model'], f"{r['params'] / 1e6:.2f}", f"{r['gflops']:.1f}",
+          r['batch'], r['dtype'] + (' compiled' if r.get('compiled') else ''),
+          f"{r['seconds']:.3f}", f"{r['clips_per_s']:.2f}",
+          f"{r['gflops_per_s']:.0f}",
+          f"{100 * r['gflops_per_s'] / fp32_rate:.0f}%",
+          f"{r['peak_bytes'] / 2**20:.0f}"] for r in results['inference']))
     if results.get('ratios'):
-        lines += ['', '| model vs first | time ratio | FLOPs ratio | '
-                  'time / FLOPs ratio |', '|---|---:|---:|---:|']
-        for row in results['ratios']:
-            lines.append(f"| {row['model']} | {row['time_ratio']:.3f} | "
-                         f"{row['flops_ratio']:.3f} | "
-                         f"{row['time_ratio'] / row['flops_ratio']:.3f} |")
+        lines += md_table(
+            'model vs first | time ratio | FLOPs ratio | time / FLOPs ratio',
+            '---|---:|---:|---:',
+            ([r['model'], f"{r['time_ratio']:.3f}", f"{r['flops_ratio']:.3f}",
+              f"{r['time_ratio'] / r['flops_ratio']:.3f}"]
+             for r in results['ratios']))
     if results.get('low_precision'):
-        lines += ['', '| model | dtype | speed-up vs fp32 | cosine to fp32 |',
-                  '|---|---|---:|---:|']
-        for row in results['low_precision']:
-            lines.append(f"| {row['model']} | {row['dtype']} | "
-                         f"{row['speedup']:.2f}x | {row['cosine']:.4f} |")
+        lines += md_table(
+            'model | dtype | speed-up vs fp32 | cosine to fp32',
+            '---|---|---:|---:',
+            ([r['model'], r['dtype'], f"{r['speedup']:.2f}x",
+              f"{r['cosine']:.4f}"] for r in results['low_precision']))
     if results.get('training'):
-        lines += ['', '| model | batch | train step (s) | x inference | '
-                  'peak mem (MiB) | with grad ckpt (s) | ckpt peak (MiB) | '
-                  'memory cut | time x |',
-                  '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
-        for row in results['training']:
-            ck = row.get('ckpt_seconds')
-            cut = 100 * (1 - row.get('ckpt_peak_bytes', 0) / row['peak_bytes'])
-            lines.append(
-                f"| {row['model']}"
-                f"{' (amp ' + row['amp'] + ')' if row.get('amp') else ''} | "
-                f"{row['batch']} | {row['seconds']:.2f} | "
-                f"{row['x_inference']:.2f} | "
-                f"{row['peak_bytes'] / 2**20:.0f} | " +
-                (f"{ck:.2f} | {row['ckpt_peak_bytes'] / 2**20:.0f} | "
-                 f"{cut:.0f}% | {ck / row['seconds']:.2f} |" if ck
-                 else '- | - | - | - |'))
+        lines += md_table(
+            'model | batch | train step (s) | x inference | peak mem (MiB) | '
+            'with grad ckpt (s) | ckpt peak (MiB) | memory cut | time x',
+            '---|---:|---:|---:|---:|---:|---:|---:|---:',
+            map(_training_cells, results['training']))
     if results.get('retrieval_eval'):
-        lines += ['', '| N x N | time (s) | peak extra memory (MiB) |',
-                  '|---:|---:|---:|']
-        for row in results['retrieval_eval']:
-            lines.append(f"| {row['n']} | {row['seconds']:.2f} | "
-                         f"{row['peak_extra_bytes'] / 2**20:.0f} |")
+        lines += md_table(
+            'N x N | time (s) | peak extra memory (MiB)', '---:|---:|---:',
+            ([r['n'], f"{r['seconds']:.2f}",
+              f"{r['peak_extra_bytes'] / 2**20:.0f}"]
+             for r in results['retrieval_eval']))
     if results.get('hf_reference'):
-        lines += ['', '| model | batch | dtype | ours (s) | HF '
-                  'CLIPVisionModel path (s) | ours faster by | max abs '
-                  'diff |',
-                  '|---|---:|---|---:|---:|---:|---:|']
-        for row in results['hf_reference']:
-            lines.append(f"| {row['model']} | {row['batch']} | "
-                         f"{row['dtype']} | {row['ours_s']:.3f} | "
-                         f"{row['hf_s']:.3f} | {row['speedup']:.2f}x | "
-                         f"{row['max_abs_diff']:.1e} |")
+        lines += md_table(
+            'model | batch | dtype | ours (s) | HF CLIPVisionModel path (s) | '
+            'ours faster by | max abs diff',
+            '---|---:|---|---:|---:|---:|---:',
+            ([r['model'], r['batch'], r['dtype'], f"{r['ours_s']:.3f}",
+              f"{r['hf_s']:.3f}", f"{r['speedup']:.2f}x",
+              f"{r['max_abs_diff']:.1e}"] for r in results['hf_reference']))
     if results.get('data_loading'):
-        lines += ['', '| video source | workers | clips/s |',
-                  '|---|---:|---:|']
-        for row in results['data_loading']:
-            lines.append(f"| {row['source']} | {row['workers']} | "
-                         f"{row['clips_per_s']:.2f} |")
+        lines += md_table(
+            'video source | workers | clips/s', '---|---:|---:',
+            ([r['source'], r['workers'], f"{r['clips_per_s']:.2f}"]
+             for r in results['data_loading']))
     return '\n'.join(lines) + '\n'
