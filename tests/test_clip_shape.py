@@ -27,7 +27,7 @@ def expected(rel):
     frames = 16 if '_1x1x16_' in rel else 8
     if 'k400' in rel:
         return (frames, 4, 224, 224, 3, None)
-    if 'sthv2' in rel:
+    if 'sthv2' in rel or 'ssv2' in rel:
         return (frames, 2, 224, 224, 3, None)
     if 'didemo' in rel:
         return (64, 1, 256, 224, 1, 77)  # short side 256 (authors)

@@ -23,8 +23,24 @@ K400_B16 = ('configs/recognition/stan/'
             'stan-attn_vit-base-p16-res224-clip-pre_1x1x8_k400-rgb.py')
 
 
+#: The short names beside the folders (the design card's
+#: configs/stan_vitb16_k400.py): each inherits one config unchanged.
+SHORT_NAMES = sorted(rel for rel in CONFIGS if osp.dirname(rel) == 'configs')
+
+
 def load(rel):
     return Config.fromfile(osp.join(REPO_ROOT, rel))
+
+
+def test_short_names_are_their_configs_unchanged():
+    assert SHORT_NAMES == ['configs/stan_vitb16_k400.py',
+                           'configs/stan_vitb16_ssv2.py',
+                           'configs/stan_vitb32_msrvtt.py']
+    for rel in SHORT_NAMES:
+        cfg = load(rel)
+        (base, ) = Config._get_base_files(osp.join(REPO_ROOT, rel))
+        target = load(osp.join('configs', base))
+        assert cfg.to_dict() == target.to_dict(), rel
 
 
 @pytest.mark.parametrize('rel', [
@@ -50,7 +66,8 @@ def test_config_loads_and_model_builds(rel):
     else:
         assert model.cls_head.fc_cls.in_features == model.backbone.out_dim
     assert model.cls_head.num_classes == (
-        174 if 'sthv2' in rel else 400 if 'k400' in rel else 8)
+        174 if 'sthv2' in rel or 'ssv2' in rel else
+        400 if 'k400' in rel else 8)
 
 
 def test_leaf_configs_say_only_what_differs():
@@ -84,7 +101,7 @@ def test_ssv2_never_flips_and_k400_does():
     for rel in CONFIGS:
         cfg = load(rel)
         train = pipeline_types(cfg.train_dataloader.dataset.pipeline)
-        if 'sthv2' in rel or 'demo' in rel:
+        if 'sthv2' in rel or 'ssv2' in rel or 'demo' in rel:
             assert 'Flip' not in train, rel
         if 'k400' in rel:
             assert 'Flip' in train, rel
@@ -194,6 +211,7 @@ def docs_table(path, first_header):
 
 RETRIEVAL_CONFIGS = sorted(
     rel for rel in CONFIGS if not rel.startswith('configs/demo/')
+    and rel not in SHORT_NAMES
     and load(rel).model.type == 'StanVideoTextRetriever')
 
 
@@ -339,8 +357,9 @@ def _metafiles():
 def test_metafile_per_folder_lists_its_configs_with_demo_results():
     metafiles = _metafiles()
     # One metafile per config folder, each listing only its own folder's
-    # configs, each in its folder's collection.
-    folders = {osp.dirname(rel) for rel in CONFIGS}
+    # configs, each in its folder's collection (the short names are
+    # their configs').
+    folders = {osp.dirname(rel) for rel in CONFIGS if rel not in SHORT_NAMES}
     assert {folder for folder, _ in metafiles} == folders
     models = []
     for folder, meta in metafiles:

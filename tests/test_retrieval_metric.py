@@ -242,3 +242,37 @@ def test_qb_norm_demotes_a_hub_by_hand():
         VideoTextRetrievalMetric(qb_norm=dict(scale=3))
     with pytest.raises(ValueError, match='query bank is empty'):
         qb_norm_ranks(videos, texts, owner, bank[:0])
+
+
+def test_checkpoint_hook_has_a_rule_for_every_metric_key():
+    """save_best='auto' on a retrieval config: MMEngine's hook cannot infer
+    a rule for ``retrieval/t2v_R1`` (it raised at the first validation);
+    ours has one for every key the metric emits: recalls greater, ranks
+    less."""
+    from mmengine.hooks import CheckpointHook
+
+    from stan_mmaction.engine.hooks import StanCheckpointHook
+    from stan_mmaction.evaluation import metric_rule, retrieval_metrics
+    torch.manual_seed(0)
+    video, text = torch.randn(4, 8), torch.randn(6, 8)
+    owner = torch.tensor([0, 0, 1, 2, 3, 3])
+    keys = list(retrieval_metrics(video, text, owner, dsl=True,
+                                  query_bank=torch.randn(5, 8)))
+    assert len(keys) == 5 * 5  # t2v, v2t, their DSL, QB-Norm
+    for key in (f'retrieval/{k}' for k in keys):
+        expected = 'less' if key.endswith(('MdR', 'MnR')) else 'greater'
+        assert metric_rule(key) == expected, key
+        hook = StanCheckpointHook(interval=1, save_best='auto')
+        hook._init_rule(hook.rules, [key])
+        assert hook.rules == [expected], key
+        with pytest.raises(ValueError, match='Cannot infer the rule'):
+            plain = CheckpointHook(interval=1, save_best='auto')
+            plain._init_rule(plain.rules, [key])
+    # Other keys: MMEngine's inference as before; a stated rule wins.
+    hook = StanCheckpointHook(interval=1, save_best='auto')
+    hook._init_rule(hook.rules, ['acc/top1'])
+    assert hook.rules == ['greater']
+    assert metric_rule('acc/top1') is None
+    hook = StanCheckpointHook(interval=1, save_best='retrieval/t2v_R1',
+                              rule='less')
+    assert hook.rules == ['less']

@@ -11,6 +11,7 @@ from mmaction.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 
+from ..evaluation import metric_rule
 from ..utils.atomic import atomic_write_text
 
 
@@ -24,7 +25,21 @@ class StanCheckpointHook(CheckpointHook):
     ``CheckpointHook``; selected by ``default_hooks.checkpoint.type`` in
     ``configs/_base_/default_runtime.py``. (The checkpoint files
     themselves are written atomically by compat repair 6, for every
-    writer.)"""
+    writer.)
+
+    ``save_best='auto'`` (or a metric without a ``rule``) also knows the
+    keys of our evaluators: recalls of ``VideoTextRetrievalMetric`` are
+    better higher, its median and mean ranks lower
+    (:func:`~stan_mmaction.evaluation.metric_rule`); MMEngine infers rules
+    from ``acc``, ``top``, ``loss`` and the like only, and raises at the
+    first validation for ``retrieval/t2v_R1``."""
+
+    def _init_rule(self, rules, key_indicators) -> None:
+        if len(rules) == 1:
+            rules = rules * len(key_indicators)
+        rules = [metric_rule(key) if rule is None and key != 'auto' else rule
+                 for rule, key in zip(rules, key_indicators)]
+        super()._init_rule(rules, key_indicators)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         if self.max_keep_ckpts > 0 and not (

@@ -169,6 +169,38 @@ class StanRunner(_ResumeFromNewest, Runner):
 
 @RUNNERS.register_module()
 class StanFlexibleRunner(_ResumeFromNewest, FlexibleRunner):
-    """MMEngine's ``FlexibleRunner`` (FSDP, DeepSpeed) with our resume.
+    """MMEngine's ``FlexibleRunner`` (FSDP, DeepSpeed) with our resume, and
+    checkpoints that record the epoch and iteration their caller gives.
     Selected by ``runner_type = 'StanFlexibleRunner'``; arguments as
     ``FlexibleRunner``."""
+
+    def save_checkpoint(self, out_dir, filename, file_client_args=None,
+                        save_optimizer=True, save_param_scheduler=True,
+                        meta=None, by_epoch=True, backend_args=None):
+        """``FlexibleRunner.save_checkpoint`` writing ``meta``'s epoch and
+        iteration where the caller gives them. MMEngine 0.10.7's
+        FlexibleRunner overwrites them with its counters plus one
+        (``Runner`` keeps them): when a validation finds a new best
+        checkpoint, ``CheckpointHook`` saves the epoch checkpoint again
+        with ``epoch`` = the epoch just trained, and the FlexibleRunner
+        recorded the next one, so ``--resume`` skipped an epoch (found by
+        tests/test_shipped_configs.py on the FSDP configs: resumed at
+        epoch 2 after one epoch). Here the counters are set to what the
+        runner would have added one to, for the call only."""
+        loop = self.train_loop
+        if not isinstance(loop, dict) and meta and \
+                {'epoch', 'iter'} <= set(meta):
+            counters = loop._epoch, loop._iter
+            loop._epoch = meta['epoch'] - 1 if by_epoch else meta['epoch']
+            loop._iter = meta['iter'] if by_epoch else meta['iter'] - 1
+        else:
+            counters = None
+        try:
+            return super().save_checkpoint(
+                out_dir, filename, file_client_args=file_client_args,
+                save_optimizer=save_optimizer,
+                save_param_scheduler=save_param_scheduler, meta=meta,
+                by_epoch=by_epoch, backend_args=backend_args)
+        finally:
+            if counters is not None:
+                loop._epoch, loop._iter = counters

@@ -235,6 +235,22 @@ def summarize_ranks(ranks: torch.Tensor,
     return out
 
 
+#: How each statistic of :func:`summarize_ranks` compares: recalls are
+#: better higher, ranks lower. MMEngine's checkpoint hook infers a rule
+#: only from substrings it knows (``acc``, ``top``, ``loss``, ...) and
+#: refuses ``retrieval/t2v_R1``; ``StanCheckpointHook`` asks
+#: :func:`metric_rule` first.
+STAT_RULES = dict({f'R{k}': 'greater' for k in RECALLS},
+                  MdR='less', MnR='less')
+
+
+def metric_rule(key: str) -> Optional[str]:
+    """``'greater'`` or ``'less'`` for a key of
+    :class:`VideoTextRetrievalMetric` (``retrieval/t2v_R1``,
+    ``v2t_dsl_MdR``, with or without a prefix); None for other keys."""
+    return STAT_RULES.get(key.rsplit('/', 1)[-1].rsplit('_', 1)[-1])
+
+
 def retrieval_metrics(video, text, text_to_video, dsl: bool = False,
                       dsl_scale: float = 100.0, chunk_size: int = 1024,
                       query_bank: Optional[torch.Tensor] = None,
