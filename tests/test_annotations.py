@@ -149,3 +149,80 @@ def test_test_tool_stops_on_a_label_outside_the_classes(demo_workspace,
             '--cfg-options', f'test_dataloader.dataset.ann_file={bad}'],
             cwd=demo_workspace)
     assert f'{bad}:2: label 99 of {name} is outside [0, 8)' in str(err.value)
+
+
+# MMAction2's own list formats, as its tests/data/annotations files hold
+# them (video_test_list_multi_label.txt, frame_test_list.txt,
+# rawframe_test_list_with_offset.txt, rawframe_test_list_multi_label.txt).
+MULTI_LABEL = 'test.mp4 0 3\ntest.mp4 0 2 4\n'
+RAWFRAMES = {'frame_test_list.txt': 'imgs 5 127\nimgs 5 127\n',
+             'rawframe_test_list_with_offset.txt':
+             'imgs 2 5 127\nimgs 2 5 127\n',
+             'rawframe_test_list_multi_label.txt': 'imgs 5 1\nimgs 5 3 5\n'}
+
+
+@pytest.mark.parametrize('test_mode', MODES)
+def test_multi_label_list_reads_with_multi_class(tmp_path, test_mode):
+    """MMAction2's multi-label video list: one-hot labels of num_classes
+    with multi_class=True (as MMAction2's VideoDataset); without it, a
+    load-time error naming the format and the setting, not a late
+    "file not found" for 'test.mp4 0'."""
+    import torch
+    from conftest import write_video
+    ann = tmp_path / 'video_test_list_multi_label.txt'
+    ann.write_text(MULTI_LABEL)
+    write_video(str(tmp_path / 'videos' / 'test.mp4'), 32, 32, 8)
+    dataset = StanVideoDataset(
+        str(ann), [], data_prefix=dict(video=str(tmp_path / 'videos')),
+        multi_class=True, num_classes=5, test_mode=test_mode)
+    assert len(dataset) == 2
+    assert torch.equal(dataset.get_data_info(0)['label'],
+                       torch.tensor([1., 0., 0., 1., 0.]))
+    assert torch.equal(dataset.get_data_info(1)['label'],
+                       torch.tensor([1., 0., 1., 0., 1.]))
+    with pytest.raises(AnnotationError, match=(
+            r"video_test_list_multi_label.txt:1: 'test.mp4 0 3' looks like "
+            r'a multi-label list .*set multi_class=True and num_classes')):
+        StanVideoDataset(str(ann), [], data_prefix=dict(
+            video=str(tmp_path / 'videos')), test_mode=test_mode)
+    # The named file need not exist for the format to be told.
+    with pytest.raises(AnnotationError, match='multi-label list'):
+        recognition(ann, test_mode)
+    with pytest.raises(AnnotationError, match='multi_class=True needs '
+                       'num_classes'):
+        StanVideoDataset(str(ann), [], multi_class=True,
+                         test_mode=test_mode)
+    # Labels are still checked against num_classes.
+    with pytest.raises(AnnotationError, match=r'label 4 of test.mp4 is '
+                       r'outside \[0, 4\)'):
+        StanVideoDataset(str(ann), [], multi_class=True, num_classes=4,
+                         test_mode=test_mode)
+
+
+@pytest.mark.parametrize('name', sorted(RAWFRAMES))
+def test_rawframe_lists_are_refused_naming_rawframe_dataset(tmp_path, name):
+    ann = tmp_path / name
+    ann.write_text(RAWFRAMES[name])
+    (tmp_path / 'imgs').mkdir()
+    first = RAWFRAMES[name].splitlines()[0]
+    for prefix in (str(tmp_path), 'elsewhere'):
+        with pytest.raises(AnnotationError, match=(
+                f'{name}:1: {first!r} looks like a rawframe list .*'
+                "RawframeDataset.*RawFrameDecode")):
+            StanVideoDataset(str(ann), [], data_prefix=dict(video=prefix),
+                             num_classes=400)
+
+
+def test_paths_with_spaces_and_numbers_still_read(tmp_path):
+    """A real file whose name ends in a number is a video, not another
+    format."""
+    (tmp_path / 'clip 2').write_bytes(b'')  # listing reads no video
+    (tmp_path / 'my video 3.mp4').write_bytes(b'')
+    ann = tmp_path / 'list.txt'
+    ann.write_text('clip 2 5\nmy video 3.mp4 1\n')
+    dataset = StanVideoDataset(str(ann), [],
+                               data_prefix=dict(video=str(tmp_path)),
+                               num_classes=8)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    assert [(osp.basename(d['filename']), d['label']) for d in infos] == [
+        ('clip 2', 5), ('my video 3.mp4', 1)]

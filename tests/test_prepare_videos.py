@@ -193,3 +193,31 @@ def test_list_mode_rewrites_the_annotation_list(tmp_path):
     assert res.returncode != 0 and '--ann-out needs --list' in res.stderr
     res = call_main(TOOL, [str(listing), str(dst)])
     assert res.returncode != 0 and 'add --list' in res.stderr
+
+
+def test_sources_sharing_an_output_are_refused_before_writing(tmp_path):
+    """test.mp4 and test.avi both become test.mp4: refused with both
+    names, nothing written (the .avi's content used to be kept as
+    test.mp4 and the real test.mp4 dropped, exit 0); a video a list names
+    twice is one source, prepared once."""
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
+    mp4 = write_video(str(src / 'test.mp4'), 64, 48, 6)
+    avi = write_video(str(src / 'test.avi'), 64, 48, 6, fourcc='MJPG')
+    write_video(str(src / 'sub' / 'x.webm.mp4'), 64, 48, 6)
+    res = call_main(TOOL, [str(src), str(dst)])
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        'Error: 1 output name(s) shared by several sources (each becomes '
+        f'NAME.mp4): test.mp4 <- {avi}, {mp4}. Rename or move one of each, '
+        'or prepare them into different DST folders; nothing was written']
+    assert not dst.exists()
+
+    listing = tmp_path / 'list.txt'
+    listing.write_text('test.mp4 0 3\ntest.mp4 0 2 4\n')
+    res = call_main(TOOL, [str(listing), str(dst), '--list', '--root',
+                           str(src), '--ann-out', str(tmp_path / 'new.txt')])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.value['done_now'] == ['test.mp4']
+    assert (tmp_path / 'new.txt').read_text() == \
+        'test.mp4 0 3\ntest.mp4 0 2 4\n'
+    assert probe(str(dst / 'test.mp4'))[1] == 6

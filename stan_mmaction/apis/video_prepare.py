@@ -247,28 +247,53 @@ def is_done(entry: Optional[dict], job: Job, dst_root: str) -> bool:
         return False
 
 
+class OutputCollisionError(ValueError):
+    """Two or more sources would be prepared to the same output file."""
+
+
+def check_outputs_apart(jobs: Sequence[Job]) -> None:
+    """Raise :class:`OutputCollisionError` listing every output that two
+    or more sources map to (``a.mp4`` and ``a.avi`` both become
+    ``a.mp4``): one of them would be lost, and a list naming the other
+    would point at the wrong video."""
+    sources: Dict[str, List[str]] = {}
+    for job in jobs:
+        srcs = sources.setdefault(job.rel, [])
+        if job.src not in srcs:  # a list may name a video twice
+            srcs.append(job.src)
+    clashes = {rel: srcs for rel, srcs in sources.items() if len(srcs) > 1}
+    if clashes:
+        shown = '; '.join(f'{rel} <- {", ".join(srcs)}'
+                          for rel, srcs in sorted(clashes.items()))
+        raise OutputCollisionError(
+            f'{len(clashes)} output name(s) shared by several sources '
+            f'(each becomes NAME.mp4): {shown}. Rename or move one of each, '
+            'or prepare them into different DST folders; nothing was '
+            'written')
+
+
 def prepare_videos(jobs: Sequence[Job], dst_root: str, settings: Settings,
                    workers: int = 1, refused: Optional[Dict[str, str]] = None,
                    progress=None) -> dict:
     """Prepare ``jobs`` into ``dst_root``; returns the manifest (also in
     ``DST/manifest.json``): ``files`` (relative output path -> entry),
     ``failed`` (source -> reason), ``settings``, plus ``done_before`` and
-    ``done_now`` (relative paths) for the caller's summary.
+    ``done_now`` (relative paths) for the caller's summary. Sources that
+    share an output name are refused before anything is written
+    (:func:`check_outputs_apart`).
 
     ``progress``: called once per finished video (a progress bar).
     """
+    check_outputs_apart(jobs)
+    jobs = list({job.rel: job for job in reversed(jobs)}.values())[::-1]
     os.makedirs(dst_root, exist_ok=True)
     shutil.rmtree(osp.join(dst_root, TMP_DIR), ignore_errors=True)
     old = load_manifest(dst_root)
     same = old is not None and old.get('settings') == settings.as_dict()
     files = dict(old['files']) if same else {}
     failed = dict(refused or {})
-    seen, todo, done_before = {}, [], []
+    todo, done_before = [], []
     for job in jobs:
-        if job.rel in seen:
-            failed[job.src] = f'the same output {job.rel} as {seen[job.rel]}'
-            continue
-        seen[job.rel] = job.src
         if is_done(files.get(job.rel), job, dst_root):
             done_before.append(job.rel)
         else:

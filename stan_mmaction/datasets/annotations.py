@@ -6,6 +6,7 @@ Bad annotations stop loading in training and test mode alike;
 missing caption is not a video a run can do without).
 """
 import json
+import os.path as osp
 from typing import Iterator, List, Optional, Tuple, Union
 
 
@@ -105,6 +106,46 @@ def parse_label_list(ann_file: str, text: str,
                     ann_file, f'label {value} of {path} is outside {bound}',
                     line=line_no)
         yield path, values if multi_class else values[0], line_no
+
+
+#: File name endings of videos (MMAction2's ``VideoDataset`` reads any
+#: file decord or PyAV opens; these tell a video from a frame folder).
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.flv',
+                    '.mpg', '.mpeg', '.wmv', '.3gp', '.ogv', '.ts')
+
+
+def check_not_other_format(ann_file: str, path: str, label: int,
+                           line: int, prefix: Optional[str] = None) -> None:
+    """Refuse a line of another MMAction2 list format read as a video list
+    (``path label``): a multi-label line (``video.mp4 0 3``) or a rawframe
+    line (``frame_dir 5 127``, ``frame_dir offset total label``) would
+    otherwise become a video named ``'video.mp4 0'`` or ``'frame_dir 5'``
+    that fails much later as "file not found". A path with spaces whose
+    last word is a number and that does not exist as a file is taken for
+    such a line; the message names the format and the setting to use.
+    ``path`` is as written in the list, ``prefix`` the dataset's
+    ``data_prefix``."""
+    def full(name):
+        return osp.join(prefix, name) if prefix else name
+
+    fields = path.split()
+    if len(fields) < 2 or not fields[-1].lstrip('-').isdigit() or \
+            osp.isfile(full(path)):
+        return
+    shown = ' '.join([*fields, str(label)])
+    if fields[0].lower().endswith(VIDEO_EXTENSIONS) or \
+            osp.isfile(full(fields[0])):
+        raise AnnotationError(
+            ann_file, f'{shown!r} looks like a multi-label list ("path label '
+            'label ..."); set multi_class=True and num_classes on the '
+            'dataset to read it', line=line)
+    raise AnnotationError(
+        ann_file, f'{shown!r} looks like a rawframe list ("frame_dir '
+        'total_frames label"); frame folders are read by MMAction2\'s '
+        'RawframeDataset (dataset type=\'RawframeDataset\', '
+        'data_prefix=dict(img=...), with_offset=True for "frame_dir offset '
+        'total_frames label", and RawFrameDecode in the pipeline), not by '
+        'a video dataset', line=line)
 
 
 def check_captions(ann_file: str, video: str, captions,

@@ -8,7 +8,8 @@ from mmaction.registry import DATASETS
 from mmengine.fileio import exists
 from mmengine.logging import MMLogger
 
-from .annotations import parse_label_list, read_text, require_samples
+from .annotations import (AnnotationError, check_not_other_format,
+                          parse_label_list, read_text, require_samples)
 
 
 class BadSampleError(RuntimeError):
@@ -27,7 +28,12 @@ class StanVideoDataset(VideoDataset):
     label, a label that is not an integer or lies outside ``[0,
     num_classes)`` raises :class:`~.annotations.AnnotationError`
     (``FILE:LINE: problem``) in training and test mode alike. Blank lines
-    are skipped.
+    are skipped. MMAction2's multi-label lists (``path l1 l2 ...``) are
+    read with ``multi_class=True`` and ``num_classes`` (one-hot labels, as
+    MMAction2's ``VideoDataset``); without it, such a list, and a rawframe
+    list (``frame_dir total_frames label``, read by MMAction2's
+    ``RawframeDataset``), are refused at load time with the setting to use
+    (:func:`~.annotations.check_not_other_format`).
 
     Args:
         skip_bad_samples (bool): in training, replace a sample whose pipeline
@@ -46,11 +52,18 @@ class StanVideoDataset(VideoDataset):
 
     def load_data_list(self) -> List[dict]:
         exists(self.ann_file)
+        if self.multi_class and not self.num_classes:
+            raise AnnotationError(
+                self.ann_file, 'multi_class=True needs num_classes on the '
+                'dataset (labels become one-hot vectors of that length)')
         prefix = self.data_prefix.get('video')
         data_list = []
         for path, label, line in parse_label_list(
                 self.ann_file, read_text(self.ann_file), self.num_classes,
                 self.multi_class):
+            if not self.multi_class:
+                check_not_other_format(self.ann_file, path, label, line,
+                                       prefix)
             if prefix is not None:
                 path = osp.join(prefix, path)
             data_list.append(dict(filename=path, label=label, ann_line=line))

@@ -80,8 +80,11 @@ def main(argv=None):
 def run(args):
     from mmengine.utils import ProgressBar
 
-    from stan_mmaction.apis.video_prepare import (Settings, folder_jobs,
-                                                  list_jobs, prepare_videos,
+    from stan_mmaction.apis.video_prepare import (OutputCollisionError,
+                                                  Settings,
+                                                  check_outputs_apart,
+                                                  folder_jobs, list_jobs,
+                                                  prepare_videos,
                                                   rewrite_video_list)
     if args.ann_out and not args.list:
         raise SystemExit('--ann-out needs --list (a folder has no list to '
@@ -98,6 +101,10 @@ def run(args):
         jobs, refused = folder_jobs(args.src), {}
     if osp.abspath(args.dst) == osp.abspath(args.root or args.src):
         raise SystemExit('DST must differ from the source folder')
+    try:
+        check_outputs_apart(jobs)
+    except OutputCollisionError as err:
+        raise SystemExit(f'Error: {err}') from None
     settings = Settings(args.short_side, args.keyframe_interval, args.crf,
                         args.preset, args.tune)
     print(f'{len(jobs)} video(s) -> {args.dst} (short side '
