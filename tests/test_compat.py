@@ -43,6 +43,17 @@ def _unrepaired_cases(folder) -> dict:
         'os.fsync = None  # a crash at the same point as the test\'s\n'
         'b.put(b"new!", p)\n'
         'print(open(p, "rb").read())',
+        color_jitter_hue='import stan_mmaction.compat, numpy as np\n'
+        'from mmaction.datasets.transforms.processing import ColorJitter\n'
+        'ColorJitter.adjust_hue(np.zeros((4, 4, 3), np.float32), -0.05)',
+        imgaug_numpy_bool='import stan_mmaction.compat, numpy as np\n'
+        'from mmaction.datasets.transforms.wrappers import ImgAug\n'
+        'try:\n'
+        '    ImgAug("default")\n'
+        'except ImportError:\n'
+        '    pass  # no imgaug: the assignment came first\n'
+        'print("np.bool is bool:", np.bool is bool)\n'
+        'np.testing.assert_allclose(np.ones(3), np.zeros(3))',
         checkpoint_config='import stan_mmaction\n'
         'import mmengine.runner.runner as r\n'
         f'r.mmengine.Config.fromstring("open({marker!r}, \'w\')", ".py")\n')
@@ -61,7 +72,7 @@ def test_all_repairs_applied_on_pinned_stack():
     assert compat.apply_all() == [
         'missing_drn', 'importlib_metadata', 'pkg_resources', 'torch_load',
         'numpy_aliases', 'atomic_local_writes', 'fsdp_cpu_optim_state',
-        'checkpoint_config'
+        'checkpoint_config', 'color_jitter_hue', 'imgaug_numpy_bool'
     ]  # + 'vindlu_imports' with transformers, 'deepspeed_optimizers'
     # where DeepSpeed is installed
 
@@ -209,6 +220,61 @@ def test_mmaction_metric_using_in1d_runs():
         np.array([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7]]),
         [np.array([1]), np.array([2])], topk=(1, 2), target_indices=True)
     np.testing.assert_allclose([r.item() for r in res], [50.0, 100.0])
+
+
+# 11. ColorJitter's hue under numpy 2 ---------------------------------------
+@pytest.mark.slow
+def test_color_jitter_hue_overflows_without_compat(unrepaired):
+    res = unrepaired[1]['color_jitter_hue']
+    assert res.returncode != 0
+    assert 'OverflowError: Python integer -12 out of bounds for uint8' in \
+        res.stderr
+
+
+@pytest.mark.parametrize('factor', [-0.1, -0.05, -0.004, 0.0, 0.03, 0.1])
+def test_color_jitter_hue_matches_numpy1_arithmetic(factor):
+    """The repaired hue shift equals the one numpy 1 computed (the uint8
+    hue plus the offset in a wider integer, modulo 180), for either sign;
+    and the whole transform runs for every draw."""
+    import cv2
+    from mmaction.datasets.transforms import ColorJitter
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (6, 7, 3)).astype(np.float32)
+    hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_RGB2HSV)
+    hue = (hsv[..., 0].astype(np.int64) + int(factor * 255)) % 180
+    hsv[..., 0] = hue.astype(np.uint8)
+    expected = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
+    np.testing.assert_array_equal(ColorJitter.adjust_hue(img, factor),
+                                  expected)
+    jitter = ColorJitter()  # hue drawn from [-0.1, 0.1]
+    np.random.seed(0)
+    for _ in range(20):
+        out = jitter(dict(imgs=[rng.integers(0, 256, (8, 8, 3), np.uint8)]))
+        assert out['imgs'][0].dtype == np.uint8
+    assert compat.patch_color_jitter_hue() is False  # already repaired
+
+
+# 12. ImgAug's np.bool ------------------------------------------------------
+@pytest.mark.slow
+def test_imgaug_replaces_numpy_bool_without_compat(unrepaired):
+    """Unrepaired, one ImgAug leaves np.bool = bool, and numpy's own
+    assert_allclose then fails with 'error during assertion' (a
+    ValueError) instead of reporting the mismatch."""
+    res = unrepaired[1]['imgaug_numpy_bool']
+    assert 'np.bool is bool: True' in res.stdout
+    assert 'ValueError' in res.stderr and 'error during assertion' in \
+        res.stderr
+
+
+def test_imgaug_leaves_numpy_bool_alone():
+    from mmaction.datasets.transforms.wrappers import ImgAug
+    before = np.bool
+    with pytest.raises(ImportError):  # no imgaug here
+        ImgAug('default')
+    assert np.bool is before and np.bool is not bool
+    with pytest.raises(AssertionError, match='Not equal to tolerance'):
+        np.testing.assert_allclose(np.ones(3), np.zeros(3))
+    assert compat.patch_imgaug_numpy_bool() is False  # already repaired
 
 
 # version check ---------------------------------------------------------------
@@ -388,7 +454,7 @@ def test_every_repair_module_states_breakage_detection_fix_and_test():
     import re
     test_names = set(re.findall(r'^def (test_\w+)', open(__file__).read(),
                                 re.M))
-    assert len(compat.REPAIRS) == 10
+    assert len(compat.REPAIRS) == 12
     for number, (name, module, patch) in enumerate(compat.REPAIRS, 1):
         doc = module.__doc__
         assert doc.startswith(f'Repair {number}: {name}.'), module.__name__

@@ -21,6 +21,8 @@ broken form nor a known fixed one, the repair is not applied and an
  8    ``deepspeed_optimizers``  DeepSpeed's removed 1-bit optimizers
  9    ``fsdp_cpu_optim_state``  FSDP optimizer states on CPU processes
  10   ``checkpoint_config``     a checkpoint's config text executed
+ 11   ``color_jitter_hue``      ``ColorJitter`` hue overflows under numpy 2
+ 12   ``imgaug_numpy_bool``     ``ImgAug`` replaces ``np.bool`` process-wide
 ====  ========================  =============================================
 
 Only breakages are repaired here. What is our behaviour rather than a fix
@@ -66,9 +68,9 @@ def undecided(repair: str, what: str) -> bool:
 
 
 from . import (atomic_local_writes, checkpoint_config,  # noqa: E402
-               deepspeed_optimizers, fsdp_cpu_optim_state, metadata_backport,
-               missing_drn, numpy_aliases, package_paths, torch_load,
-               vindlu_imports)
+               color_jitter_hue, deepspeed_optimizers, fsdp_cpu_optim_state,
+               imgaug_numpy_bool, metadata_backport, missing_drn,
+               numpy_aliases, package_paths, torch_load, vindlu_imports)
 
 #: ``(name, module, repair function)`` in the order they are applied.
 REPAIRS = (
@@ -87,6 +89,10 @@ REPAIRS = (
      fsdp_cpu_optim_state.patch_fsdp_cpu_optim_state),
     ('checkpoint_config', checkpoint_config,
      checkpoint_config.patch_checkpoint_config),
+    ('color_jitter_hue', color_jitter_hue,
+     color_jitter_hue.patch_color_jitter_hue),
+    ('imgaug_numpy_bool', imgaug_numpy_bool,
+     imgaug_numpy_bool.patch_imgaug_numpy_bool),
 )
 
 _APPLIED: List[str] = []
