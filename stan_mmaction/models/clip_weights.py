@@ -27,6 +27,7 @@ from .checkpoint_formats import (check_hf_config, hf_clip_to_openai,
                                  is_hf_clip_folder, is_hf_clip_state_dict,
                                  read_hf_config)
 from .clip import get_arch, resize_positional_embedding
+from .clip_downloads import tag_weights_file
 
 #: keys of a full CLIP state dict that belong to neither tower.
 SHARED_KEYS = ('logit_scale', 'logit_bias')
@@ -118,7 +119,9 @@ def resolve_pretrained(arch, pretrained: Optional[str],
             :func:`load_clip_state_dict`), or an open_clip pretrained tag of
             the arch (``'openai'``,
             ``'laion2b_s34b_b79k'``, ...), whose file open_clip downloads
-            (once, into its cache).
+            (once, into its cache; offline, a cached file is used, else
+            :func:`~.clip_downloads.tag_weights_file` fails within
+            seconds saying where to put it).
         quick_gelu (bool, optional): QuickGELU activations. Defaults to the
             tag's setting for tags, ``hidden_act`` of a HuggingFace folder's
             ``config.json``, and True (OpenAI weights) otherwise.
@@ -150,10 +153,7 @@ def resolve_pretrained(arch, pretrained: Optional[str],
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
     if quick_gelu is None:
         quick_gelu = tag_cfg.get('quick_gelu', False)
-    path = open_clip.download_pretrained(tag_cfg)
-    if not path:
-        raise ValueError(f'open_clip has no download for {name} '
-                         f'{pretrained!r}')
+    path = tag_weights_file(name, pretrained, tag_cfg)
     return load_clip_state_dict(path), quick_gelu, f'{name} {pretrained}'
 
 
