@@ -15,9 +15,13 @@ TINY_AS_B32 = dict(ARCHS['tiny'], open_clip_name='ViT-B-32')
 
 @pytest.fixture
 def fake_download(monkeypatch, tiny_clip_file):
-    """open_clip's download of a tag's weights returns the tiny checkpoint;
-    the tag configs asked for are recorded."""
+    """open_clip's download of a tag's weights returns the tiny checkpoint
+    (nothing cached, a host answers: no network is touched); the tag
+    configs asked for are recorded."""
+    from stan_mmaction.models import clip_downloads
     asked = []
+    monkeypatch.setattr(clip_downloads, 'cached_file', lambda cfg: None)
+    monkeypatch.setattr(clip_downloads, 'unreachable', lambda cfg: None)
 
     def download(cfg, *args, **kwargs):
         asked.append(cfg)
