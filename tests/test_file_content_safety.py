@@ -524,14 +524,16 @@ def test_outputs_that_cannot_be_written_are_one_line(
     assert not target.exists() and not list(tmp_path.glob('.copy.idx.*'))
 
 
-def test_test_tool_work_dir_that_cannot_be_made(tmp_path):
+def test_test_tool_work_dir_that_cannot_be_made(tmp_path, demo_workspace):
     """One line naming the folder, exit 1 (in this process: an exception
-    other than the tool's SystemExit would fail the test)."""
+    other than the tool's SystemExit would fail the test); from the demo's
+    workspace, so that its data is there (it is checked first)."""
     from conftest import call_main
     blocker = tmp_path / 'file'
     blocker.write_text('x')
     res = call_main('tools/test.py', [TINY, 'none.pth', '--work-dir',
-                                      str(blocker / 'work')])
+                                      str(blocker / 'work')],
+                    cwd=demo_workspace)
     assert res.returncode == 1, res.stderr[-2000:]
     assert res.stderr.strip().splitlines()[-1].startswith(
         f'Error: {blocker}')
@@ -625,7 +627,8 @@ def test_a_state_dict_entry_that_is_not_a_tensor(tmp_path, monkeypatch):
     assert "state_dict['backbone.proj'] is a numpy.ndarray" in res.stderr
 
 
-def test_train_tool_refuses_a_payload_pretrained_in_one_line(tmp_path):
+def test_train_tool_refuses_a_payload_pretrained_in_one_line(
+        tmp_path, demo_workspace):
     from conftest import call_main
     marker = tmp_path / 'marker'
     evil = tmp_path / 'evil.pt'
@@ -633,7 +636,7 @@ def test_train_tool_refuses_a_payload_pretrained_in_one_line(tmp_path):
                str(evil))
     res = call_main('tools/train.py', [
         TINY, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-        f'model.backbone.pretrained={evil}'])
+        f'model.backbone.pretrained={evil}'], cwd=demo_workspace)
     assert res.returncode == 1
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith('Error: ') and 'refused to unpickle' in last

@@ -10,6 +10,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from stan_mmaction.apis.cli import one_line_errors
+from stan_mmaction.apis.data_check import check_datasets
 from stan_mmaction.utils.atomic import atomic_write_text
 
 
@@ -115,6 +116,8 @@ def main(argv=None):
     args = parse_args(argv)
     with one_line_errors():  # refused checkpoints, unwritable work dirs
         cfg = merge_args(Config.fromfile(args.config), args)
+        # Annotations read before anything is built or logged.
+        check_datasets(cfg, 'test')
         # The runner a config names (ours: StanRunner), as in MMAction2's.
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \
             RUNNERS.build(cfg)

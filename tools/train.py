@@ -9,6 +9,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from stan_mmaction.apis.cli import one_line_errors
+from stan_mmaction.apis.data_check import check_datasets
 
 
 def parse_args(argv=None):
@@ -92,6 +93,8 @@ def main(argv=None):
     # folder that cannot be written: one line, not a traceback.
     with one_line_errors():
         cfg = merge_args(Config.fromfile(args.config), args)
+        # Annotations read before anything is built or logged.
+        check_datasets(cfg, 'train')
         # The runner a config names (ours: StanRunner, StanFlexibleRunner
         # for FSDP and DeepSpeed), as in MMAction2's tools.
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else \

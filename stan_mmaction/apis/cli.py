@@ -81,22 +81,44 @@ _FILE_ERRNOS = ('EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ENOENT',
                 'EISDIR', 'ENOTDIR', 'ENAMETOOLONG', 'EEXIST')
 
 
+#: Set to 1 to see the traceback of an error the tools report in one line.
+TRACEBACK_ENV = 'STAN_MMACTION_TRACEBACK'
+
+
+def _user_errors() -> tuple:
+    """The named errors of input a user gave (files, annotations,
+    checkpoints, configs' weights): each message names the file."""
+    from ..datasets import AnnotationError, BadSampleError
+    from ..models.checkpoint_formats import HFConfigError
+    from ..models.clip_weights import CheckpointMismatchError
+    from ..utils.checkpoint import CheckpointError
+    from .data_check import DataCheckError
+    from .video_prepare import OutputCollisionError
+    return (CheckpointError, CheckpointMismatchError, HFConfigError,
+            AnnotationError, BadSampleError, DataCheckError,
+            OutputCollisionError)
+
+
 @contextlib.contextmanager
 def one_line_errors():
-    """Run a tool's body; a refused or unusable checkpoint, and an OSError
-    of a file or disk, end it with one line naming the file (exit 1)
-    instead of a traceback."""
+    """Run a tool's body; an error in what the user gave (a refused or
+    unusable checkpoint, a bad annotation or video, a HuggingFace
+    ``config.json``, a dataset that cannot be read) and an OSError of a
+    file or disk end it with one line naming the file (exit 1) instead of
+    a traceback. ``STAN_MMACTION_TRACEBACK=1`` shows the traceback."""
     import errno
-
-    from ..utils.checkpoint import CheckpointError
+    import os
     codes = {getattr(errno, name) for name in _FILE_ERRNOS
              if hasattr(errno, name)}
+    show = os.environ.get(TRACEBACK_ENV, '') not in ('', '0')
     try:
         yield
-    except CheckpointError as err:
+    except _user_errors() as err:
+        if show:
+            raise
         raise SystemExit(f'Error: {err}') from None
     except OSError as err:
-        if err.errno not in codes:
+        if err.errno not in codes or show:
             raise
         where = f'{err.filename}: ' if err.filename else ''
         raise SystemExit(f'Error: {where}{err.strerror or err}') from None

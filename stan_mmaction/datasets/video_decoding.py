@@ -145,7 +145,10 @@ class VideoInit(BaseTransform):
 
     Args:
         backend (str): ``'decord'`` (default) or ``'pyav'``.
-        io_backend (str): MMEngine file backend. Defaults to ``'disk'``.
+        io_backend (str): MMEngine file backend (``'disk'``, as
+            MMAction2's configs name the local one, or a backend of
+            ``mmengine.fileio``: ``'petrel'``, ``'http'``, ...).
+            Defaults to ``'disk'``.
         num_threads (int): decoding threads. Defaults to 1.
     """
 
@@ -156,15 +159,20 @@ class VideoInit(BaseTransform):
                              f'{", ".join(BACKENDS)}')
         self.backend, self.io_backend = backend, io_backend
         self.num_threads, self.kwargs = num_threads, kwargs
-        self.file_client = None
+        self.file_backend = None
 
     def transform(self, results: Dict) -> Dict:
         import io
 
-        from mmengine.fileio import FileClient
-        if self.file_client is None:
-            self.file_client = FileClient(self.io_backend, **self.kwargs)
-        file_obj = io.BytesIO(self.file_client.get(results['filename']))
+        # mmengine.fileio's backends (its FileClient, which MMAction2's
+        # DecordInit still uses, logs two deprecation warnings per run).
+        from mmengine.fileio import get_file_backend
+        if self.file_backend is None:
+            name = 'local' if self.io_backend == 'disk' else self.io_backend
+            self.file_backend = get_file_backend(
+                results['filename'], backend_args=dict(backend=name,
+                                                       **self.kwargs))
+        file_obj = io.BytesIO(self.file_backend.get(results['filename']))
         reader = READERS[self.backend](file_obj, self.num_threads)
         results['video_reader'] = reader
         results['total_frames'] = reader.total

@@ -32,6 +32,8 @@ from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import FlexibleRunner, Runner
 
+from ..utils.log_levels import (FILE_CLIENT_DEPRECATION, HOOK_TABLE,
+                                LinesToDebug)
 from ..utils.system import keep_freed_memory
 
 _CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
@@ -125,9 +127,52 @@ class StanDistributedDataParallel(MMDistributedDataParallel):
                          **kwargs)
 
 
+def without_scope_tags(cfg_dict, scope: str = 'stan_mmaction'):
+    """A copy of a config dict without the ``_scope_=scope`` entries MMEngine
+    adds to every ``type`` dict of a ``scope::`` base. For the log only:
+    the child registries of that scope find the same modules as MMAction2's
+    own (``stan_mmaction.registry``), so the tags change nothing a reader
+    needs, and a leaf config inheriting a shipped one through the package
+    scope printed one in every dict of its dump."""
+    if isinstance(cfg_dict, dict):
+        return type(cfg_dict)(
+            (k, without_scope_tags(v, scope)) for k, v in cfg_dict.items()
+            if not (k == '_scope_' and v == scope))
+    if isinstance(cfg_dict, (list, tuple)):
+        return type(cfg_dict)(without_scope_tags(v, scope) for v in cfg_dict)
+    return cfg_dict
+
+
 class _ResumeFromNewest:
     """``load_or_resume`` with :func:`find_latest_checkpoint` for auto
-    resume (a mixin of both runners)."""
+    resume, the config logged without scope tags
+    (:func:`without_scope_tags`), MMEngine's FileClient deprecation notes
+    and its hook table at DEBUG (:mod:`~stan_mmaction.utils.log_levels`),
+    and CPU memory kept for reuse when training starts (a mixin of both
+    runners)."""
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        if not any(isinstance(f, LinesToDebug) for f in logger.filters):
+            quiet = FILE_CLIENT_DEPRECATION + HOOK_TABLE
+            logger.addFilter(LinesToDebug(quiet))
+        return logger
+
+    def _log_env(self, env_cfg: dict) -> None:
+        from mmengine.config import Config
+        full = self.cfg
+        self.cfg = Config(without_scope_tags(full.to_dict()),
+                          filename=full.filename)
+        try:
+            super()._log_env(env_cfg)
+        finally:
+            self.cfg = full
+
+    def train(self):
+        # Training only: a test or an inference keeps glibc's defaults
+        # (and its log keeps quiet about them).
+        keep_freed_memory_on_cpu(self.cfg.get('env_cfg', {}))
+        return super().train()
 
     def load_or_resume(self):
         auto = (self._resume and not isinstance(self._resume, str)
@@ -154,7 +199,6 @@ class StanRunner(_ResumeFromNewest, Runner):
         if self.distributed:
             init_cpu_process_group(self.launcher, env_cfg.get('dist_cfg'))
         super().setup_env(env_cfg)
-        keep_freed_memory_on_cpu(env_cfg)
 
     def wrap_model(self, model_wrapper_cfg: Optional[dict], model):
         if self.distributed and model_wrapper_cfg is None and \

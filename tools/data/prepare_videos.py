@@ -80,8 +80,7 @@ def main(argv=None):
 def run(args):
     from mmengine.utils import ProgressBar
 
-    from stan_mmaction.apis.video_prepare import (OutputCollisionError,
-                                                  Settings,
+    from stan_mmaction.apis.video_prepare import (Settings,
                                                   check_outputs_apart,
                                                   folder_jobs, list_jobs,
                                                   prepare_videos,
@@ -101,10 +100,7 @@ def run(args):
         jobs, refused = folder_jobs(args.src), {}
     if osp.abspath(args.dst) == osp.abspath(args.root or args.src):
         raise SystemExit('DST must differ from the source folder')
-    try:
-        check_outputs_apart(jobs)
-    except OutputCollisionError as err:
-        raise SystemExit(f'Error: {err}') from None
+    check_outputs_apart(jobs)  # before anything is written
     settings = Settings(args.short_side, args.keyframe_interval, args.crf,
                         args.preset, args.tune)
     print(f'{len(jobs)} video(s) -> {args.dst} (short side '
