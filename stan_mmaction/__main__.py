@@ -1,6 +1,6 @@
-"""``python -m stan_mmaction COMMAND ...`` (see :mod:`.commands`)."""
+"""``python -m stan_mmaction COMMAND ...`` (see :mod:`stan_mmaction_cli`)."""
 import sys
 
-from .commands import main
+from stan_mmaction_cli import main
 
 sys.exit(main())

@@ -56,22 +56,8 @@ _config_utils.MODULE2PACKAGE.setdefault(SCOPE, SCOPE)
 
 
 def config_path(name: str = '') -> str:
-    """The absolute path of a shipped config (or of the configs folder).
-
-    Args:
-        name (str): relative to the configs folder, e.g.
-            ``'demo/stan_tiny_synthetic.py'``; ``'stan_mmaction::'`` in
-            front is accepted. Defaults to the folder itself.
-
-    Raises:
-        FileNotFoundError: naming the path and where the configs are.
-    """
-    if name.startswith(SCOPE + '::'):
-        name = name[len(SCOPE) + 2:]
-    root = osp.join(MIM_DIR, 'configs')
-    path = osp.realpath(osp.join(root, name))
-    if not osp.exists(path):
-        raise FileNotFoundError(
-            f'no shipped config {name!r} (looked for {path}); the configs '
-            f'are in {osp.realpath(root)}')
-    return path
+    """The absolute path of a shipped config (or of the configs folder):
+    :func:`stan_mmaction_cli.config_path` (the command line's, which
+    imports nothing heavy)."""
+    from stan_mmaction_cli import config_path as find
+    return find(name)
