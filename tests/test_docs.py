@@ -57,8 +57,9 @@ def test_paths_named_in_the_docs_exist(doc):
         if '...' in named:
             continue  # an elided name (stan-attn_...py)
         before = text[:match.start()]
-        if before.endswith(('::', 'config-path ')):
-            named = 'configs/' + named  # a config scope name
+        if before.endswith(('::', 'config-path ')) or re.search(
+                r'stan-mmaction\s+[\w-]+\s+$', before):
+            named = 'configs/' + named  # a config scope or shipped name
         for path in _expand(named):
             # Paths are written from the repository root (commands) ...
             if not osp.exists(osp.join(REPO_ROOT, path)):

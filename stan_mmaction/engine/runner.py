@@ -158,13 +158,14 @@ class _ResumeFromNewest:
             logger.addFilter(LinesToDebug(quiet))
         return logger
 
-    def _log_env(self, env_cfg: dict) -> None:
+    def _log_env(self, *args) -> None:
+        # (Runner passes env_cfg, FlexibleRunner nothing.)
         from mmengine.config import Config
         full = self.cfg
         self.cfg = Config(without_scope_tags(full.to_dict()),
                           filename=full.filename)
         try:
-            super()._log_env(env_cfg)
+            super()._log_env(*args)
         finally:
             self.cfg = full
 
