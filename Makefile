@@ -25,11 +25,22 @@ $(TRANSFORMERS_DIR)/.complete: $(STAMP)
 	$(PY) -m pip install -q --target $(TRANSFORMERS_DIR) transformers==4.57.6
 	touch $@
 
+# imgaug beside our stack, for tests/test_compat.py's ImgAug test only (an
+# install test: MMAction2's ImgAug transform wraps it; imgaug 0.4.0 is its
+# last release). --no-deps: only what the stack lacks, so that numpy, scipy,
+# opencv and matplotlib stay the venv's own.
+IMGAUG_DIR := $(VENV)/imgaug-0.4.0
+$(IMGAUG_DIR)/.complete: $(STAMP) requirements/imgaug.txt
+	rm -rf $(IMGAUG_DIR)
+	$(PY) -m pip install -q --no-deps --target $(IMGAUG_DIR) \
+		-r requirements/imgaug.txt
+	touch $@
+
 # Lint first (flake8 + isort, settings in setup.cfg), then the tests.
 # pytest exits 5 when it collected nothing: that is a failure here. The 15
 # slowest tests are listed (the suite must stay under 10 min on 2 cores;
 # docs/reliability.md has the timings).
-test: $(STAMP) $(TRANSFORMERS_DIR)/.complete
+test: $(STAMP) $(TRANSFORMERS_DIR)/.complete $(IMGAUG_DIR)/.complete
 	$(PY) -m flake8 .
 	$(PY) -m isort --check-only --diff .
 	$(PY) -m pytest --durations=15 tests; rc=$$?; \

@@ -414,3 +414,21 @@ def transformers_dir(tmp_path_factory):
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     return target
+
+
+#: imgaug beside our stack (MMAction2's ImgAug transform wraps it), for
+#: its install test: `make test` puts it in .venv/imgaug-0.4.0 once
+#: (requirements/imgaug.txt, --no-deps); without it, into a temporary
+#: folder. On PYTHONPATH of fresh interpreters only.
+@pytest.fixture(scope='session')
+def imgaug_dir(tmp_path_factory):
+    cached = osp.join(REPO_ROOT, '.venv', 'imgaug-0.4.0')
+    if osp.isfile(osp.join(cached, '.complete')):
+        return cached
+    target = str(tmp_path_factory.mktemp('imgaug'))
+    res = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',
+                          '--no-deps', '--target', target, '-r',
+                          osp.join(REPO_ROOT, 'requirements', 'imgaug.txt')],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return target

@@ -208,6 +208,9 @@ def test_numpy_aliases_match_their_replacements():
                                   [True, False, False, True])
     assert np.trapz([1.0, 2.0, 3.0]) == 4.0
     assert np.Inf == np.inf
+    assert np.sctypes['float'] == [np.float16, np.float32, np.float64,
+                                   np.longdouble]
+    assert np.sctypes['uint'][0] is np.uint8
     assert compat.patch_numpy_aliases() is False  # already there: no-op
 
 
@@ -264,6 +267,41 @@ def test_imgaug_replaces_numpy_bool_without_compat(unrepaired):
     assert 'np.bool is bool: True' in res.stdout
     assert 'ValueError' in res.stderr and 'error during assertion' in \
         res.stderr
+
+
+IMGAUG_CASE = r"""
+import numpy as np
+import stan_mmaction  # noqa: F401
+from mmaction.datasets.transforms import ImgAug
+rng = np.random.default_rng(0)
+imgs = list(rng.integers(0, 255, (2, 64, 64, 3)).astype(np.uint8))
+out = ImgAug(transforms='default')(dict(imgs=imgs, modality='RGB'))
+assert len(out['imgs']) == 2 and out['imgs'][0].dtype == np.uint8
+assert out['img_shape'] == out['imgs'][0].shape[:2]
+flip = ImgAug(transforms=[dict(type='Fliplr', p=1.0)])
+flipped = flip(dict(imgs=[imgs[0]], modality='RGB'))['imgs'][0]
+np.testing.assert_array_equal(flipped, imgs[0][:, ::-1])
+assert np.bool is not bool
+try:
+    np.testing.assert_allclose(np.ones(3), np.zeros(3))
+except AssertionError:
+    print('imgaug ok')
+"""
+
+
+@pytest.mark.slow
+def test_imgaug_runs_on_numpy2(imgaug_dir):
+    """imgaug installed beside the stack (make test; --no-deps, the venv's
+    numpy 2): MMAction2's ImgAug builds and augments (a left-right flip
+    exactly), numpy intact afterwards; without the repairs imgaug does not
+    import (np.sctypes)."""
+    env = {'PYTHONPATH': imgaug_dir}
+    res = run_python(IMGAUG_CASE, env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'imgaug ok' in res.stdout
+    res = run_python('import stan_mmaction.compat\nimport imgaug',
+                     dict(env, **NO_COMPAT))
+    assert res.returncode != 0 and 'np.sctypes' in res.stderr
 
 
 def test_imgaug_leaves_numpy_bool_alone():

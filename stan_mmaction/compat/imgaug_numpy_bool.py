@@ -13,12 +13,11 @@ has its own ``bool`` (numpy 2); under numpy 1.24-1.26 the hack is what
 imgaug needs and is left alone.
 
 Fixed upstream: not in a release yet (latest checked: mmaction2 1.2.0).
-(imgaug 0.4.0, its last release, does not import under numpy 2 at all:
-it reads ``np.sctypes``; the repair keeps numpy intact, it does not make
-imgaug work there.)
+(imgaug 0.4.0, its last release, also reads ``np.sctypes`` at import,
+which numpy 2 removed: repair 5 puts it back.)
 
 Test: test_imgaug_replaces_numpy_bool_without_compat,
-test_imgaug_leaves_numpy_bool_alone.
+test_imgaug_leaves_numpy_bool_alone, test_imgaug_runs_on_numpy2.
 """
 import functools
 
