@@ -56,7 +56,7 @@ test-quick: $(STAMP)
 # (requirements/lowest.txt) in .venv-lowest, running the tests of model
 # equivalence, weights, retrieval, training with resume, FSDP training
 # (torch 2.9 crashed saving a CPU FSDP checkpoint before the wrapper's
-# fix) and the tools.
+# fix), the tools, and every shipped config as shipped.
 # (tests/test_compat.py is about the pinned stack's own breakages.)
 LOWEST_VENV ?= .venv-lowest
 LOWEST_PY := $(LOWEST_VENV)/bin/python
@@ -68,7 +68,9 @@ LOWEST_TESTS := tests/test_backbone.py tests/test_clip_weights.py \
 	tests/test_clip_shape.py tests/test_get_flops.py tests/test_zero_shot.py \
 	tests/test_retrieval_metric.py tests/test_precision.py \
 	tests/test_sharding.py tests/test_mmaction_tools.py \
-	tests/test_scope_and_commands.py tests/test_file_content_safety.py
+	tests/test_scope_and_commands.py tests/test_file_content_safety.py \
+	tests/test_shipped_configs.py tests/test_cli.py \
+	tests/test_run_output.py tests/test_offline_weights.py
 
 $(LOWEST_STAMP): requirements/lowest.txt pyproject.toml
 	$(PYTHON) -m venv $(LOWEST_VENV)
