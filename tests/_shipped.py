@@ -114,6 +114,8 @@ def tiny_options(cfg, clip_file: str) -> list:
 
 
 def _write_video(path: str, seed: int, frames: int = 16) -> None:
+    # 64x48: decord 0.6.0 failed on OpenCV's 48x40 mp4v files
+    # ("DECORDArrayCopyFromTo: The size must exactly match", 7680 vs 5760).
     import cv2
     import numpy as np
     os.makedirs(osp.dirname(path), exist_ok=True)
