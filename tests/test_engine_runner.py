@@ -388,3 +388,54 @@ def test_stan_runner_keeps_freed_memory_on_cpu_unless_told(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     assert runner_mod.keep_freed_memory_on_cpu({}) is False
     assert calls == [1]
+
+
+def test_a_save_cut_off_keeps_the_previous_checkpoint(tmp_path):
+    """max_keep_ckpts=1: a save that never completes (a kill, a full disk:
+    here the writer raises half way) leaves the previous checkpoint and a
+    last_checkpoint naming it; MMEngine's hook has already deleted it."""
+    from mmengine.hooks import CheckpointHook
+    from mmengine.logging import MessageHub
+
+    def run(hook_type, work):
+        work.mkdir()
+        calls = []
+
+        def save_checkpoint(out_dir, filename, *args, **kwargs):
+            calls.append(filename)
+            if len(calls) == 2:
+                (work / f'.{filename}.123.tmp').write_text('half')
+                raise KeyboardInterrupt  # killed while writing
+            (work / filename).write_text(filename)
+
+        runner = types.SimpleNamespace(
+            work_dir=str(work), save_checkpoint=save_checkpoint,
+            message_hub=MessageHub.get_instance(f'cut-{hook_type.__name__}'),
+            logger=_quiet())
+        hook = hook_type(interval=1, max_keep_ckpts=1)
+        hook.before_train(runner)
+        hook._save_checkpoint_with_step(runner, 1, meta={})
+        with pytest.raises(KeyboardInterrupt):
+            hook._save_checkpoint_with_step(runner, 2, meta={})
+        return work
+
+    ours = run(StanCheckpointHook, tmp_path / 'ours')
+    assert (ours / 'epoch_1.pth').read_text() == 'epoch_1.pth'
+    assert (ours / 'last_checkpoint').read_text() == str(ours /
+                                                         'epoch_1.pth')
+    from stan_mmaction.engine.runner import find_latest_checkpoint
+    assert find_latest_checkpoint(str(ours)) == str(ours / 'epoch_1.pth')
+    theirs = run(CheckpointHook, tmp_path / 'theirs')
+    assert not (theirs / 'epoch_1.pth').exists()  # what --resume lost
+
+    # The next run removes the killed writer's temporary file (a writer
+    # still alive keeps its own).
+    import os
+    killed = ours / '.epoch_2.pth.999999999.0badcafe.tmp'
+    killed.write_text('half')
+    live = ours / f'.epoch_2.pth.{os.getpid()}.0badcafe.tmp'
+    live.write_text('being written')
+    runner = types.SimpleNamespace(work_dir=str(ours), logger=_quiet(),
+                                   message_hub=None)
+    StanCheckpointHook(interval=1).before_train(runner)
+    assert not killed.exists() and live.exists()

@@ -12,14 +12,17 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 
 from ..evaluation import metric_rule
-from ..utils.atomic import atomic_write_text
+from ..utils.atomic import atomic_write_text, remove_stale_temps
 
 
 @HOOKS.register_module()
 class StanCheckpointHook(CheckpointHook):
-    """MMEngine's ``CheckpointHook`` that writes ``last_checkpoint`` (the
-    name ``--resume`` reads) atomically: MMEngine rewrites it in place, so
-    a run killed in that moment leaves it empty or cut off. Here the new
+    """MMEngine's ``CheckpointHook`` that removes an old checkpoint only
+    after the new one and ``last_checkpoint`` are written (MMEngine removes
+    it first), removes the temporary files a killed save left, and writes
+    ``last_checkpoint`` (the name ``--resume`` reads) atomically: MMEngine
+    rewrites it in place, so a run killed in that moment leaves it empty
+    or cut off. Here the new
     name goes to a temporary file renamed over the old one: a reader sees
     the previous checkpoint's name or the new one. Arguments as
     ``CheckpointHook``; selected by ``default_hooks.checkpoint.type`` in
@@ -41,13 +44,27 @@ class StanCheckpointHook(CheckpointHook):
                  for rule, key in zip(rules, key_indicators)]
         super()._init_rule(rules, key_indicators)
 
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if is_main_process() and osp.isdir(str(self.out_dir)):
+            # What a run killed while saving left (atomic writes' temps).
+            removed = remove_stale_temps(str(self.out_dir))
+            if removed:
+                runner.logger.info(
+                    f'Removed {len(removed)} temporary file(s) of a run '
+                    f'killed while saving: {", ".join(removed)}')
+
     def _save_checkpoint_with_step(self, runner, step, meta):
+        # The oldest kept checkpoint goes only after the new one and
+        # last_checkpoint are complete on disk: MMEngine removes it first,
+        # so with max_keep_ckpts=1 a kill during the save left no
+        # checkpoint and a last_checkpoint naming a deleted file.
+        stale = None
         if self.max_keep_ckpts > 0 and not (
                 self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
-            # Make room first, so that max_keep_ckpts remain after saving
-            # (the best checkpoint may save the same step twice).
+            # (The best checkpoint may save the same step twice.)
             if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                self._remove_checkpoint(self.keep_ckpt_ids.popleft())
+                stale = self.keep_ckpt_ids.popleft()
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids',
                                            list(self.keep_ckpt_ids))
@@ -64,6 +81,8 @@ class StanCheckpointHook(CheckpointHook):
         # Sharded strategies save on every rank; the name is written once.
         if is_main_process():
             self.write_last_checkpoint(runner.work_dir, self.last_ckpt)
+        if stale is not None:
+            self._remove_checkpoint(stale)
 
     def _remove_checkpoint(self, step) -> None:
         if not is_main_process():

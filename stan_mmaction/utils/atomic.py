@@ -1,6 +1,7 @@
 """Writing a file so that readers see the old or the new one, never half."""
 import os
 import os.path as osp
+import re
 import uuid
 from contextlib import contextmanager
 
@@ -38,6 +39,38 @@ def atomic_path(path, suffix: str = '.tmp'):
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+_TEMP_NAME = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str) -> list:
+    """Remove the temporary files :func:`atomic_path` left in ``folder``
+    when its writer was killed (``.NAME.PID.XXXXXXXX.tmp`` whose process
+    is gone; a live writer's file is left alone). Returns the names
+    removed."""
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for entry in sorted(os.listdir(folder)):
+        m = _TEMP_NAME.match(entry)
+        if m and not _alive(int(m.group('pid'))):
+            try:
+                os.remove(osp.join(folder, entry))
+                removed.append(entry)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def _umask() -> int:
