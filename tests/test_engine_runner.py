@@ -181,19 +181,25 @@ def test_interrupted_last_checkpoint_write_keeps_the_old_one(
     assert path.read_text() == '/runs/epoch_2.pth'
 
 
+def _runner_stand_in(work, save_checkpoint, hub_name: str):
+    """What a checkpoint hook uses of a runner: its work dir, its
+    ``save_checkpoint``, a message hub and a quiet logger."""
+    from mmengine.logging import MessageHub
+    return types.SimpleNamespace(
+        work_dir=str(work), save_checkpoint=save_checkpoint,
+        message_hub=MessageHub.get_instance(hub_name), logger=_quiet())
+
+
 def _save_steps(hook_type, work, steps):
     """Save ``steps`` through a checkpoint hook with a runner stand-in
     (its ``save_checkpoint`` writes the step); the files left."""
-    from mmengine.logging import MessageHub
     work.mkdir()
 
     def save_checkpoint(out_dir, filename, *args, **kwargs):
         (work / filename).write_text(filename)
 
-    runner = types.SimpleNamespace(
-        work_dir=str(work), save_checkpoint=save_checkpoint,
-        message_hub=MessageHub.get_instance(f'hook-{hook_type.__name__}'),
-        logger=_quiet())
+    runner = _runner_stand_in(work, save_checkpoint,
+                              f'hook-{hook_type.__name__}')
     hook = hook_type(interval=1, max_keep_ckpts=2)
     hook.before_train(runner)
     for step in steps:
@@ -395,7 +401,6 @@ def test_a_save_cut_off_keeps_the_previous_checkpoint(tmp_path):
     here the writer raises half way) leaves the previous checkpoint and a
     last_checkpoint naming it; MMEngine's hook has already deleted it."""
     from mmengine.hooks import CheckpointHook
-    from mmengine.logging import MessageHub
 
     def run(hook_type, work):
         work.mkdir()
@@ -408,10 +413,8 @@ def test_a_save_cut_off_keeps_the_previous_checkpoint(tmp_path):
                 raise KeyboardInterrupt  # killed while writing
             (work / filename).write_text(filename)
 
-        runner = types.SimpleNamespace(
-            work_dir=str(work), save_checkpoint=save_checkpoint,
-            message_hub=MessageHub.get_instance(f'cut-{hook_type.__name__}'),
-            logger=_quiet())
+        runner = _runner_stand_in(work, save_checkpoint,
+                                  f'cut-{hook_type.__name__}')
         hook = hook_type(interval=1, max_keep_ckpts=1)
         hook.before_train(runner)
         hook._save_checkpoint_with_step(runner, 1, meta={})

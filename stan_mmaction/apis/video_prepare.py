@@ -285,7 +285,10 @@ def prepare_videos(jobs: Sequence[Job], dst_root: str, settings: Settings,
     ``progress``: called once per finished video (a progress bar).
     """
     check_outputs_apart(jobs)
-    jobs = list({job.rel: job for job in reversed(jobs)}.values())[::-1]
+    unique: Dict[str, Job] = {}
+    for job in jobs:  # a video a list names twice: prepared once
+        unique.setdefault(job.rel, job)
+    jobs = list(unique.values())
     os.makedirs(dst_root, exist_ok=True)
     shutil.rmtree(osp.join(dst_root, TMP_DIR), ignore_errors=True)
     old = load_manifest(dst_root)
